@@ -1,0 +1,67 @@
+"""One reader per source format, chosen by looking at the content, not the file name.
+
+`read_dialogues(path)` streams `Dialogue`s from any supported file; records it
+cannot use go to a `Rejects` with file, line and reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from dialpref.data.formats import (chitchat, convlab, crosswoz, lmsys, meld, native, openai_messages,
+                                   sharegpt)
+from dialpref.data.formats._io import head_text, iter_json_records
+from dialpref.data.rejects import Rejects
+from dialpref.data.schema import Dialogue
+
+# Order matters only where shapes overlap: CrossWOZ before OpenAI (both have
+# `messages` of role/content), native before ConvLab (both have `turns`).
+JSON_READERS = [native, convlab, crosswoz, openai_messages, sharegpt, lmsys, chitchat]
+READERS = {r.NAME: r for r in [*JSON_READERS, meld]}
+FORMATS = tuple(READERS)
+
+# How many leading records detection may look at past broken ones.
+_SNIFF_RECORDS = 50
+
+
+class UnknownFormatError(ValueError):
+    pass
+
+
+def detect_format(source: str | Path) -> str:
+    head = head_text(source)
+    if meld.sniff_header(head):
+        return meld.NAME
+    for index, record in enumerate(iter_json_records(source)):
+        if index >= _SNIFF_RECORDS:
+            break
+        if not isinstance(record.value, dict):
+            continue
+        for reader in JSON_READERS:
+            if reader.sniff(record.value):
+                return reader.NAME
+        keys = ", ".join(list(record.value)[:8])
+        raise UnknownFormatError(
+            f"{source}: record {record.position} matches no known format (keys: {keys}); "
+            f"known formats: {', '.join(FORMATS)}")
+    raise UnknownFormatError(f"{source}: no readable record in the first {_SNIFF_RECORDS} to detect a format from")
+
+
+def read_dialogues(source: str | Path, rejects: Rejects | None = None, *, format: str | None = None,
+                   split: str | None = None, limit: int | None = None) -> Iterator[Dialogue]:
+    """Stream dialogues from `source` (a path, `archive.zip::member`, or `chitchat` for the PyPI dataset)."""
+    if str(source) == "chitchat":
+        source = chitchat.default_path()
+    rejects = rejects if rejects is not None else Rejects()
+    name = format or detect_format(source)
+    if name not in READERS:
+        raise UnknownFormatError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+    count = 0
+    for dialogue in READERS[name].read(source, rejects):
+        if split is not None and dialogue.metadata.get("split") not in (split, None):
+            continue
+        yield dialogue
+        count += 1
+        if limit is not None and count >= limit:
+            return
