@@ -8,6 +8,7 @@ once, and counted, so a run can end with a count the user can act on.
 from __future__ import annotations
 
 import json
+import re
 import logging
 from collections import Counter
 from pathlib import Path
@@ -70,8 +71,8 @@ class Rejects:
 
 
 def _reason_kind(reason: str) -> str:
-    """The reason's first clause, so counts group 'line 5: bad json' with 'line 9: bad json'."""
-    return reason.split(":", 1)[0].strip()[:80]
+    """The kind of problem, without positions: 'empty turn text (at turns.2.text)' -> 'empty turn text'."""
+    return re.split(r":| \(| at | in |\d", reason, maxsplit=1)[0].strip()[:80] or reason[:80]
 
 
 def _clip(raw: Any) -> Any:

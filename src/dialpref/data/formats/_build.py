@@ -55,7 +55,7 @@ def validate(dialogue_id: str, turns: list[dict[str, Any]], metadata: dict[str, 
         loc = ".".join(str(p) for p in first["loc"])
         more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
         message = first["msg"].removeprefix("Value error, ")
-        raise RecordError(f"invalid {loc}: {message}{more}") from None
+        raise RecordError(f"{message} (at {loc}){more}") from None
 
 
 def convert_records(records: Iterable[RawRecord], source: str, rejects: Rejects, build) -> Iterator[Dialogue]:

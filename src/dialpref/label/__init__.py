@@ -1,0 +1,1 @@
+"""Teacher labelling of utterances: task specs, prompts, and per-utterance soft scores."""

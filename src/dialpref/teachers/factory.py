@@ -1,0 +1,29 @@
+"""One way to name a teacher on the command line: a packaged model, a .gguf path, or a server URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dialpref.teachers.cache import CachedTeacher, TeacherCache
+from dialpref.teachers.packaged import DEFAULT_MODEL
+
+DEFAULT_CACHE = Path(os.environ.get("DIALPREF_CACHE", ".dialpref/teacher-cache.sqlite"))
+
+
+def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", api_key_env: str = "OPENAI_API_KEY",
+                 cache_path: str | Path | None = DEFAULT_CACHE, concurrency: int = 8, timeout: float = 60.0,
+                 n_ctx: int = 4096):
+    """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server)."""
+    if spec.startswith(("http://", "https://")):
+        from dialpref.teachers.openai_compat import OpenAICompatTeacher
+
+        teacher = OpenAICompatTeacher(spec, server_model, api_key_env=api_key_env, concurrency=concurrency,
+                                      timeout=timeout)
+    else:
+        from dialpref.teachers.llamacpp import LlamaCppTeacher
+
+        teacher = LlamaCppTeacher(spec, n_ctx=n_ctx)
+    if cache_path is None:
+        return teacher
+    return CachedTeacher(teacher, TeacherCache(cache_path))

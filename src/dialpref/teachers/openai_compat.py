@@ -1,0 +1,198 @@
+"""Any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server, hosted APIs) as a teacher.
+
+One async httpx client, a semaphore for concurrency, a timeout per call and
+retries with exponential backoff (honouring Retry-After) on 429, 5xx,
+timeouts and dropped connections. The API key is read from an environment
+variable at call time and only ever placed in the Authorization header: it
+never reaches logs, the cache, outputs or error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+from typing import Any, Sequence
+
+import httpx
+
+from dialpref.teachers.base import (ChatRequest, Completion, Message, OptionScores, ResultCallback,
+                                    TeacherError)
+
+log = logging.getLogger("dialpref.teachers.openai")
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAICompatTeacher:
+    backend = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 8, timeout: float = 60.0, max_retries: int = 4,
+                 backoff: float = 1.0, json_mode: str = "auto") -> None:
+        """`json_mode`: 'json_schema' (OpenAI, vLLM), 'json_object' (llama.cpp server: schema inside
+        json_object), 'none', or 'auto' (try json_schema, fall back once if the server refuses it)."""
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.json_mode = json_mode
+        self.retries_made = 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"url": self.base_url, "model": self.model}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        key = os.environ.get(self.api_key_env)
+        return text.replace(key, "***") if key else text
+
+    # --- payloads -------------------------------------------------------------------------
+    def _chat_payload(self, request: ChatRequest, json_mode: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model, "messages": request.message_list, "temperature": request.temperature,
+            "top_p": request.top_p, "max_tokens": request.max_tokens, "seed": request.seed,
+        }
+        if request.top_k is not None:
+            payload["top_k"] = request.top_k
+        schema = request.schema
+        if schema is not None and json_mode == "json_schema":
+            payload["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": "answer", "schema": schema}}
+        elif schema is not None and json_mode == "json_object":
+            payload["response_format"] = {"type": "json_object", "schema": schema}
+        return payload
+
+    # --- transport ------------------------------------------------------------------------
+    async def _post(self, client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.retries_made += 1
+            try:
+                response = await client.post(f"{self.base_url}{path}", json=payload, headers=self._headers())
+            except (httpx.TimeoutException, httpx.TransportError) as err:
+                last = f"{type(err).__name__} after {self.timeout:.0f}s timeout" \
+                    if isinstance(err, httpx.TimeoutException) else f"connection error: {type(err).__name__}"
+                await asyncio.sleep(self._delay(attempt, None))
+                continue
+            if response.status_code in RETRY_STATUS:
+                last = f"HTTP {response.status_code}: {self._scrub(response.text[:200])}"
+                await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
+                continue
+            if response.status_code >= 400:
+                raise TeacherError(f"HTTP {response.status_code} from {self.base_url}{path}: "
+                                   f"{self._scrub(response.text[:300])}")
+            try:
+                return response.json()
+            except ValueError:
+                last = f"unparseable response body: {self._scrub(response.text[:200])!r}"
+                await asyncio.sleep(self._delay(attempt, None))
+        raise TeacherError(f"{self.base_url}{path} failed after {self.max_retries + 1} attempts; last: {last}")
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), 60.0)
+            except ValueError:
+                pass
+        return self.backoff * (2 ** attempt) * (0.5 + random.random() / 2)
+
+    async def _chat(self, client: httpx.AsyncClient, request: ChatRequest) -> Completion:
+        mode = "json_schema" if self.json_mode == "auto" else self.json_mode
+        try:
+            body = await self._post(client, "/chat/completions", self._chat_payload(request, mode))
+        except TeacherError as err:
+            if self.json_mode == "auto" and request.schema is not None and "HTTP 4" in str(err):
+                log.info("server refused response_format json_schema; using json_object with the schema")
+                self.json_mode = "json_object"
+                body = await self._post(client, "/chat/completions", self._chat_payload(request, "json_object"))
+            else:
+                raise
+        try:
+            choice = body["choices"][0]
+            usage = body.get("usage") or {}
+            return Completion(text=choice["message"].get("content") or "",
+                              finish_reason=choice.get("finish_reason") or "stop",
+                              prompt_tokens=usage.get("prompt_tokens", 0),
+                              completion_tokens=usage.get("completion_tokens", 0))
+        except (KeyError, IndexError, TypeError) as err:
+            raise TeacherError(f"malformed completion from {self.base_url}: missing {err}") from None
+
+    async def _run_many(self, requests: Sequence[ChatRequest],
+                        on_result: ResultCallback | None) -> list[Completion | Exception]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        results: list[Completion | Exception | None] = [None] * len(requests)
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async def one(index: int, request: ChatRequest) -> None:
+                async with semaphore:
+                    try:
+                        result: Completion | Exception = await self._chat(client, request)
+                    except TeacherError as err:
+                        result = err
+                results[index] = result
+                if on_result is not None:
+                    on_result(index, result)
+
+            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        return results  # type: ignore[return-value]
+
+    # --- protocol -------------------------------------------------------------------------
+    def complete(self, request: ChatRequest) -> Completion:
+        result = self.complete_many([request])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def complete_many(self, requests: Sequence[ChatRequest],
+                      on_result: ResultCallback | None = None) -> list[Completion | Exception]:
+        return asyncio.run(self._run_many(requests, on_result))
+
+    def option_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
+        """Top next-token log-probabilities from one 1-token completion, matched to the options.
+
+        A top token counts for an option when, stripped and lower-cased, it is a
+        prefix of exactly one option; options missing from the top-k get -inf.
+        Short distinct options (letters, or label names with distinct starts) work best.
+        """
+        payload = {"model": self.model, "messages": list(messages), "max_tokens": 1, "temperature": 0.0,
+                   "logprobs": True, "top_logprobs": 20}
+
+        async def go() -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                return await self._post(client, "/chat/completions", payload)
+
+        body = asyncio.run(go())
+        try:
+            top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        except (KeyError, IndexError, TypeError):
+            raise TeacherError(f"{self.base_url} returned no token log-probabilities "
+                               "(the server must support logprobs/top_logprobs)") from None
+        return OptionScores(match_options(((t["token"], t["logprob"]) for t in top), options),
+                            prompt_tokens=(body.get("usage") or {}).get("prompt_tokens", 0))
+
+
+def match_options(top_tokens, options: Sequence[str]) -> dict[str, float]:
+    """Sum the probability of the top tokens that begin exactly one option."""
+    mass = {o: 0.0 for o in options}
+    for token, logprob in top_tokens:
+        piece = token.strip().lower()
+        if not piece:
+            continue
+        hits = [o for o in options if o.lower().startswith(piece)]
+        if len(hits) == 1:
+            mass[hits[0]] += math.exp(logprob)
+    return {o: (math.log(p) if p > 0 else -math.inf) for o, p in mass.items()}
