@@ -50,8 +50,6 @@ class Turn(BaseModel):
             raise ValueError("empty turn text")
         if len(text) > MAX_TURN_CHARS:
             raise ValueError(f"turn is {len(text):,} characters, over the {MAX_TURN_CHARS:,} limit")
-        if "\ufffd" in text:
-            raise ValueError("text holds U+FFFD: the source bytes were not valid UTF-8")
         return text
 
 

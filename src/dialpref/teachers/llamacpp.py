@@ -137,7 +137,9 @@ class LlamaCppTeacher(SequentialMixin):
         self.llm.n_tokens = shared
         self.llm.eval(tokens[shared:])
         self.evaluated_tokens += len(tokens) - shared
-        logits = np.asarray(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float64)
+        # Without logits_all, llama-cpp-python keeps no `scores`; the context still holds the
+        # logits of the last evaluated token, which is all one forward pass needs.
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float64)
         top = logits.max()
         log_z = top + math.log(np.exp(logits - top).sum())
         logprobs = {}
