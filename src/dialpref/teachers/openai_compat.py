@@ -89,6 +89,10 @@ class OpenAICompatTeacher:
                     if isinstance(err, httpx.TimeoutException) else f"connection error: {type(err).__name__}"
                 await asyncio.sleep(self._delay(attempt, None))
                 continue
+            if response.status_code >= 400 and _refuses_format(payload, response.text):
+                # e.g. llama-cpp-python's server answers 500 to json_schema: retrying cannot help.
+                raise TeacherError(f"HTTP {response.status_code}: server refused response_format "
+                                   f"{payload['response_format']['type']}")
             if response.status_code in RETRY_STATUS:
                 last = f"HTTP {response.status_code}: {self._scrub(response.text[:200])}"
                 await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
@@ -116,7 +120,8 @@ class OpenAICompatTeacher:
         try:
             body = await self._post(client, "/chat/completions", self._chat_payload(request, mode))
         except TeacherError as err:
-            if self.json_mode == "auto" and request.schema is not None and "HTTP 4" in str(err):
+            refused = "refused response_format" in str(err) or "HTTP 4" in str(err)
+            if self.json_mode == "auto" and request.schema is not None and refused:
                 log.info("server refused response_format json_schema; using json_object with the schema")
                 self.json_mode = "json_object"
                 body = await self._post(client, "/chat/completions", self._chat_payload(request, "json_object"))
@@ -183,6 +188,11 @@ class OpenAICompatTeacher:
                                "(the server must support logprobs/top_logprobs)") from None
         return OptionScores(match_options(((t["token"], t["logprob"]) for t in top), options),
                             prompt_tokens=(body.get("usage") or {}).get("prompt_tokens", 0))
+
+
+def _refuses_format(payload: dict[str, Any], body: str) -> bool:
+    fmt = (payload.get("response_format") or {}).get("type")
+    return fmt == "json_schema" and ("json_schema" in body or "response_format" in body)
 
 
 def match_options(top_tokens, options: Sequence[str]) -> dict[str, float]:

@@ -1,0 +1,75 @@
+"""The teacher cache: keys change with anything that changes the answer; kill -9 loses no finished call."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dialpref.teachers import CachedTeacher, ChatRequest, TeacherCache
+from dialpref.teachers.openai_compat import OpenAICompatTeacher
+
+from fake_openai import FakeOpenAI
+
+MSG = [{"role": "user", "content": "hello"}]
+
+
+def test_hits_misses_and_key_sensitivity(tmp_path):
+    with FakeOpenAI() as fake:
+        teacher = CachedTeacher(OpenAICompatTeacher(fake.url, "m", backoff=0.01), TeacherCache(tmp_path / "c.db"))
+        base = ChatRequest.make(MSG)
+        teacher.complete(base)
+        assert teacher.complete(base).cached
+        variants = [ChatRequest.make([{"role": "user", "content": "hello!"}]), ChatRequest.make(MSG, temperature=0.5),
+                    ChatRequest.make(MSG, sample_index=1), ChatRequest.make(MSG, max_tokens=10),
+                    ChatRequest.make(MSG, json_schema={"type": "object"})]
+        assert not any(teacher.complete(v).cached for v in variants)
+        assert teacher.cache.stats() == {"hits": 1, "misses": 6, "stored": 6}
+        assert len(fake.requests) == 6
+        other_model = CachedTeacher(OpenAICompatTeacher(fake.url, "other", backoff=0.01), teacher.cache)
+        assert not other_model.complete(base).cached
+
+
+CHILD = r"""
+import sys
+from dialpref.teachers import CachedTeacher, ChatRequest, TeacherCache
+from dialpref.teachers.openai_compat import OpenAICompatTeacher
+url, db = sys.argv[1], sys.argv[2]
+teacher = CachedTeacher(OpenAICompatTeacher(url, "m", concurrency=2), TeacherCache(db))
+requests = [ChatRequest.make([{"role": "user", "content": f"utterance {i}"}]) for i in range(40)]
+teacher.complete_many(requests)
+print("done", teacher.cache.stats())
+"""
+
+
+def test_kill_9_midway_then_rerun_repeats_no_completed_call(tmp_path):
+    db = tmp_path / "cache.sqlite"
+    with FakeOpenAI(delay=0.05) as fake:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, fake.url, str(db)], stdout=subprocess.PIPE)
+        deadline = time.time() + 60
+        stored = 0
+        while time.time() < deadline and stored < 10:
+            time.sleep(0.05)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as conn:
+                        stored = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+                except sqlite3.OperationalError:
+                    pass
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        with sqlite3.connect(db) as conn:
+            done_before = {json.loads(r[0])["messages"][0]["content"] for r in
+                           conn.execute("SELECT request FROM calls")}
+        assert 10 <= len(done_before) < 40, "the kill should land midway"
+        seen_before_kill = len(fake.requests)
+        rerun = subprocess.run([sys.executable, "-c", CHILD, fake.url, str(db)], capture_output=True, text=True,
+                               timeout=120)
+        assert "done" in rerun.stdout
+        asked_again = [r["messages"][0]["content"] for r in fake.requests[seen_before_kill:]]
+    assert not done_before & set(asked_again), "a call completed before the kill was paid for again"
+    assert len(asked_again) == 40 - len(done_before)
+    assert f"'hits': {len(done_before)}" in rerun.stdout
