@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,6 +37,11 @@ TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m), a .gguf 
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every rejected record.")) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
+
+
+def _out() -> Console:
+    """Stdout console; piped or captured output gets a wide line so tables don't truncate names."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _progress() -> Progress:
@@ -81,7 +87,7 @@ def data_inspect(
                 shown.append(dialogue)
             progress.advance(bar)
     sink.close()
-    out = Console()
+    out = _out()
     table = Table(title=f"{source} ({fmt})", show_header=False)
     table.add_row("dialogues", f"{n_dialogues:,}")
     table.add_row("turns", f"{n_turns:,}" + (f" ({n_turns / n_dialogues:.1f} per dialogue)" if n_dialogues else ""))
@@ -146,14 +152,14 @@ def teachers_list(ctx: typer.Context) -> None:
 
     table = Table(title="Packaged teachers (from PyPI; nothing is downloaded from a model hub)")
     for column in ("name", "model", "params", "size", "licence", "installed", "install with"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("name", "install with"))
     for model in MODELS.values():
         size = size_bytes(model)
         table.add_row(model.name + (" (default)" if model.name == DEFAULT_MODEL else ""), model.description,
                       model.params, f"{size / 1e6:.0f} MB" if size else "-", model.licence,
                       "yes" if is_installed(model) else "no", model.install)
-    Console().print(table)
-    Console().print("Any other GGUF: pass its path. Any OpenAI-compatible server: pass its URL.")
+    _out().print(table)
+    _out().print("Any other GGUF: pass its path. Any OpenAI-compatible server: pass its URL.")
 
 
 @teachers_app.command("ask")
