@@ -111,5 +111,15 @@ class SequentialMixin:
         return results
 
 
+class BatchedMixin:
+    """`complete` for backends whose natural unit is a batch (servers, the cache)."""
+
+    def complete(self, request: ChatRequest) -> Completion:
+        result = self.complete_many([request])[0]  # type: ignore[attr-defined]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
 def stable_hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

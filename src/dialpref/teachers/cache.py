@@ -18,8 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from dialpref.teachers.base import (ChatRequest, Completion, Message, OptionScores, ResultCallback, Teacher,
-                                    stable_hash)
+from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, Message, OptionScores,
+                                    ResultCallback, Teacher, stable_hash)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -76,7 +76,7 @@ class TeacherCache:
         self._db.close()
 
 
-class CachedTeacher:
+class CachedTeacher(BatchedMixin):
     """Wraps a teacher; identical calls are answered from the cache, new ones stored as they finish."""
 
     def __init__(self, teacher: Teacher, cache: TeacherCache) -> None:
@@ -91,12 +91,6 @@ class CachedTeacher:
     def _key(self, kind: str, payload: dict[str, Any]) -> str:
         return stable_hash({"kind": kind, "backend": self.backend, "model": self.teacher.identity(),
                             **payload})
-
-    def complete(self, request: ChatRequest) -> Completion:
-        result = self.complete_many([request])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     def complete_many(self, requests: Sequence[ChatRequest],
                       on_result: ResultCallback | None = None) -> list[Completion | Exception]:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import httpx
 
-from dialpref.teachers.base import (ChatRequest, Completion, Message, OptionScores, ResultCallback,
+from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, Message, OptionScores, ResultCallback,
                                     TeacherError)
 
 log = logging.getLogger("dialpref.teachers.openai")
@@ -26,7 +26,7 @@ log = logging.getLogger("dialpref.teachers.openai")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class OpenAICompatTeacher:
+class OpenAICompatTeacher(BatchedMixin):
     backend = "openai"
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
@@ -156,12 +156,6 @@ class OpenAICompatTeacher:
         return results  # type: ignore[return-value]
 
     # --- protocol -------------------------------------------------------------------------
-    def complete(self, request: ChatRequest) -> Completion:
-        result = self.complete_many([request])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
     def complete_many(self, requests: Sequence[ChatRequest],
                       on_result: ResultCallback | None = None) -> list[Completion | Exception]:
         return asyncio.run(self._run_many(requests, on_result))
