@@ -22,7 +22,6 @@ import numpy as np
 
 from dialpref.teachers.base import ChatRequest, Completion, Message, OptionScores, SequentialMixin, TeacherError
 from dialpref.teachers.packaged import DEFAULT_MODEL, resolve_model_path
-from dialpref.teachers.packaged import sha256_file  # noqa: F401  (re-exported for callers)
 
 log = logging.getLogger("dialpref.teachers.llamacpp")
 
