@@ -114,3 +114,12 @@ def test_openai_messages_and_native_roundtrip(tmp_path):
     native.write_text(dialogues[0].to_json() + "\n")
     again, _ = read_all(native, tmp_path)
     assert again == dialogues
+
+
+def test_meld_dialogue_id_that_returns_later_is_a_second_part_not_merged(tmp_path):
+    path = tmp_path / "meld.csv"
+    path.write_bytes(b"Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID\n"
+                     b"1,One,Ross,joy,positive,7,0\n2,Two,Joey,joy,positive,8,0\n3,Three,Ross,joy,positive,7,1\n")
+    dialogues, rows = read_all(path, tmp_path)
+    assert [d.id for d in dialogues] == ["meld-meld-7", "meld-meld-8", "meld-meld-7#2"]
+    assert rows == []

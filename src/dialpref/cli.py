@@ -63,7 +63,7 @@ def data_inspect(
 
     Example: dialpref data inspect ../shared/data/meld/test_sent_emo.csv
     """
-    fmt = format or detect_format(_source(source))
+    fmt = format or detect_format(source)
     sink = Rejects(rejects)
     n_dialogues = n_turns = 0
     roles: Counter[str] = Counter()
@@ -72,7 +72,7 @@ def data_inspect(
     shown = []
     with _progress() as progress:
         bar = progress.add_task(f"reading {fmt}", total=None)
-        for dialogue in read_dialogues(_source(source), sink, format=fmt, split=split):
+        for dialogue in read_dialogues(source, sink, format=fmt, split=split):
             n_dialogues += 1
             n_turns += len(dialogue.turns)
             for turn in dialogue.turns:
@@ -126,20 +126,13 @@ def data_convert(
     count = 0
     with output.open("w", encoding="utf-8") as handle, _progress() as progress:
         bar = progress.add_task("converting", total=limit)
-        for dialogue in read_dialogues(_source(source), sink, format=format, split=split, limit=limit):
+        for dialogue in read_dialogues(source, sink, format=format, split=split, limit=limit):
             handle.write(dialogue.to_json() + "\n")
             count += 1
             progress.advance(bar)
     sink.close()
     console.print(f"wrote {count:,} dialogues to {output}; {sink.summary()}")
 
-
-def _source(source: str) -> str:
-    if source == "chitchat":
-        from dialpref.data.formats.chitchat import default_path
-
-        return str(default_path())
-    return source
 
 
 # --- teachers ------------------------------------------------------------------------------------
@@ -213,7 +206,7 @@ def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split
 
     task = load_task(task_name)
     sink = Rejects(output.with_suffix(".rejects.jsonl"))
-    items = list(read_dialogues(_source(source), sink, split=split, limit=n_dialogues))
+    items = list(read_dialogues(source, sink, split=split, limit=n_dialogues))
     teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path)
     stats = LabelStats()
     total = sum(1 for d in items for t in d.turns if t.role in task.roles)

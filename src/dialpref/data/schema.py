@@ -49,7 +49,7 @@ class Turn(BaseModel):
         if not text:
             raise ValueError("empty turn text")
         if len(text) > MAX_TURN_CHARS:
-            raise ValueError(f"turn is {len(text):,} characters, over the {MAX_TURN_CHARS:,} limit")
+            raise ValueError(f"turn too long: {len(text):,} characters, over the {MAX_TURN_CHARS:,} limit")
         return text
 
 

@@ -7,6 +7,7 @@ issue adds the prompt bank, sampled votes and calibration on top of it.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -22,6 +23,7 @@ PROMPT_ID = "multiple_choice@v1"
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
+@lru_cache(maxsize=None)
 def _template() -> jinja2.Template:
     text = resources.files("dialpref.label").joinpath("prompts/multiple_choice.jinja").read_text()
     return _ENV.from_string(text)

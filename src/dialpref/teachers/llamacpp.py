@@ -51,6 +51,7 @@ class LlamaCppTeacher(SequentialMixin):
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=self._token_text(self.llm.token_eos()),
                                                   bos_token=self._token_text(self.llm.token_bos()),
                                                   add_generation_prompt=True)
+        self._option_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
         self.evaluated_tokens = 0  # prompt tokens actually run through the model (after prefix reuse)
 
     def _token_text(self, token: int) -> str:
@@ -109,6 +110,9 @@ class LlamaCppTeacher(SequentialMixin):
 
     def option_token_ids(self, options: Sequence[str]) -> dict[str, list[int]]:
         """First token of each option, bare and after a space; options must not share one."""
+        key = tuple(options)
+        if key in self._option_ids:
+            return self._option_ids[key]
         ids: dict[str, list[int]] = {}
         owner: dict[int, str] = {}
         for option in options:
@@ -123,6 +127,7 @@ class LlamaCppTeacher(SequentialMixin):
                                        f"{self._token_text(tok)!r}; use distinct first words or letters")
                 owner[tok] = option
             ids[option] = firsts
+        self._option_ids[key] = ids
         return ids
 
     def option_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:

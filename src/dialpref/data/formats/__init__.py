@@ -29,7 +29,13 @@ class UnknownFormatError(ValueError):
     pass
 
 
+def resolve_source(source: str | Path) -> str | Path:
+    """'chitchat' names the dataset the chitchat-dataset package ships; anything else is a path."""
+    return chitchat.default_path() if str(source) == "chitchat" else source
+
+
 def detect_format(source: str | Path) -> str:
+    source = resolve_source(source)
     head = head_text(source)
     if meld.sniff_header(head):
         return meld.NAME
@@ -51,8 +57,7 @@ def detect_format(source: str | Path) -> str:
 def read_dialogues(source: str | Path, rejects: Rejects | None = None, *, format: str | None = None,
                    split: str | None = None, limit: int | None = None) -> Iterator[Dialogue]:
     """Stream dialogues from `source` (a path, `archive.zip::member`, or `chitchat` for the PyPI dataset)."""
-    if str(source) == "chitchat":
-        source = chitchat.default_path()
+    source = resolve_source(source)
     rejects = rejects if rejects is not None else Rejects()
     name = format or detect_format(source)
     if name not in READERS:

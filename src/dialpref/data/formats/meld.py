@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,18 +42,16 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
     if missing:
         rejects.add(source=name, line=1, reason=f"missing field(s) {', '.join(missing)} in the CSV header")
         return
-    seen: set[str] = set()
+    occurrences: Counter[str] = Counter()
     group: list[tuple[int, dict[str, Any]]] = []
 
     def flush() -> Iterator[Dialogue]:
         if not group:
             return
         dialogue_id = group[0][1]["Dialogue_ID"]
-        part = 1
-        while f"{dialogue_id}#{part}" in seen or (part == 1 and dialogue_id in seen):
-            part += 1
+        occurrences[dialogue_id] += 1
+        part = occurrences[dialogue_id]
         key = dialogue_id if part == 1 else f"{dialogue_id}#{part}"
-        seen.add(key)
         rows = sorted(group, key=lambda item: int(item[1]["Utterance_ID"]))
         turns = [{"speaker": row["Speaker"].strip() or "unknown", "role": "user",
                   "text": row["Utterance"],
