@@ -6,7 +6,8 @@ import pytest
 from pydantic import BaseModel
 
 from dialpref.data.schema import Dialogue
-from dialpref.label.quick import label_dialogues
+from dialpref.label.bank import load_bank
+from dialpref.label.scoring import score_dialogue
 from dialpref.label.tasks import BUILTIN
 from dialpref.teachers import ChatRequest, TeacherError, option_probs, structured
 from dialpref.teachers.packaged import MODELS, locate, sha256_file
@@ -36,7 +37,7 @@ def test_shared_prefix_is_not_evaluated_again(smollm2):
     dialogue = Dialogue(id="d", turns=[{"speaker": "A", "role": "user", "text": f"sentence number {i} here"}
                                        for i in range(6)])
     start = smollm2.evaluated_tokens
-    list(label_dialogues(smollm2, [dialogue], BUILTIN["dialogue_act"]))
+    score_dialogue(smollm2, BUILTIN["dialogue_act"], load_bank("choice_names@v1"), dialogue)
     per_label = (smollm2.evaluated_tokens - start) / 6
     full_prompt = len(smollm2.tokenize(smollm2.render(
         [{"role": "user", "content": "x"}])[0])) + 150  # template + task text + 6 turns, at least

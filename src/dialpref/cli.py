@@ -181,58 +181,235 @@ def teachers_ask(
     console.print(f"cache: {model.cache.stats()}")
 
 
-# --- labelling and the quick start ---------------------------------------------------------------
+# --- labelling, calibration, the prompt bank -----------------------------------------------------
+bank_app = typer.Typer(help="The prompt bank: list, expand with teacher paraphrases, select on gold dev data.",
+                       no_args_is_help=True)
+app.add_typer(bank_app, name="bank")
+TASK_HELP = "Built-in task (dialogue_act, sentiment, emotion, has_intent) or a task YAML."
+BANK_HELP = ("Prompts: comma-separated built-in ids (choice_names@v1, choice_letters@v1, yes_no@v1, few_shot@v1, "
+             "dialogue_list@v1) or a bank YAML (see `dialpref bank list`).")
+EXAMPLES_HELP = "Gold-labelled dialogues to draw few-shot examples from (few_shot prompts need them)."
+
+
+def _examples(path: Optional[str], task, split: Optional[str] = "train"):
+    from dialpref.label.bank import examples_from
+
+    if not path:
+        return []
+    return examples_from(read_dialogues(path, Rejects(echo=False), split=split, limit=500), task)
+
+
 @app.command("label")
 def label(
     source: str = typer.Argument(..., help="Dialogue file (any supported format), or 'chitchat'."),
-    task: str = typer.Option("dialogue_act", help="Built-in task (dialogue_act, sentiment, emotion, has_intent) "
-                                                  "or a task YAML."),
+    task: str = typer.Option("dialogue_act", help=TASK_HELP),
     teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
     server_model: str = typer.Option("default", help="Model name to send to a server."),
+    bank: str = typer.Option("choice_names@v1", help=BANK_HELP),
+    examples: Optional[str] = typer.Option(None, help=EXAMPLES_HELP),
+    estimator: str = typer.Option("expected", help="'expected': option probabilities, one forward pass per "
+                                                   "prompt. 'votes': N sampled answers over the bank (the paper)."),
+    votes: int = typer.Option(10, help="N for the votes estimator (answers per utterance, round-robin over prompts)."),
+    sampler: str = typer.Option("generate", help="votes: 'generate' (one teacher call per vote) or 'distribution' "
+                                                 "(drawn from one forward pass's answer distribution)."),
+    mode: str = typer.Option("prefix", help="'prefix': the whole dialogue as a reused prefix; 'causal': read once, "
+                                            "ask after each utterance (embedded teacher)."),
+    prior: str = typer.Option("none", help="Divide out the teacher's label prior: none, content_free, unlabelled."),
+    buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
     dialogues: int = typer.Option(5, help="Label this many dialogues."),
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split."),
-    output: Path = typer.Option(Path("runs/label/scores.jsonl"), help="One JSON row per utterance."),
+    output: Path = typer.Option(Path("runs/label/scores.jsonl"), help="Rows: .jsonl or .parquet (both load with "
+                                                                      "datasets.load_dataset)."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite): "
                                                                             "a rerun repeats no finished call."),
 ) -> None:
-    """Score every utterance of a few dialogues with a teacher: P(class) per utterance, with provenance."""
-    _label_run(source, task, teacher, server_model, dialogues, split, output, cache)
+    """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
+
+    Example: dialpref label ../shared/data/dailydialog/data.zip --split test --bank choice_names@v1,yes_no@v1
+    --estimator votes --votes 10 --output runs/dd/scores.parquet
+    """
+    _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
+               dict(bank=bank, estimator=estimator, votes=votes, sampler=sampler, mode=mode, prior=prior,
+                    buckets=buckets), examples)
 
 
-def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path):
-    from dialpref.label.quick import LabelStats, label_dialogues
+def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
+               options=None, examples=None):
+    from dialpref.label.bank import load_bank
+    from dialpref.label.run import LabelConfig, label_run
     from dialpref.label.tasks import load_task
     from dialpref.teachers.factory import make_teacher
 
-    task = load_task(task_name)
-    sink = Rejects(output.with_suffix(".rejects.jsonl"))
+    try:
+        task = load_task(task_name)
+        config = LabelConfig(**(options or {}))
+        bank = load_bank(config.bank, _examples(examples, task))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    sink = Rejects(output.with_name(output.stem + ".input-rejects.jsonl"))
     items = list(read_dialogues(source, sink, split=split, limit=n_dialogues))
-    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path)
-    stats = LabelStats()
-    total = sum(1 for d in items for t in d.turns if t.role in task.roles)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    correct = gold_seen = 0
-    with output.open("w", encoding="utf-8") as handle, _progress() as progress:
-        bar = progress.add_task(f"labelling {task.name} with {teacher.model}", total=total)
-        for row in label_dialogues(teacher, items, task, stats):
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if row.get("error"):
-                sink.add(source=str(source), line=None, record_id=f"{row['dialogue_id']}#{row['turn_index']}",
-                         reason=f"teacher failed: {row['error']}")
-            if row["gold"] is not None and row["predicted"] is not None:
-                gold_seen += 1
-                correct += row["gold"] == row["predicted"]
-            progress.advance(bar)
     sink.close()
-    elapsed = time.perf_counter() - started
-    summary = {"dialogues": len(items), "utterances": stats.labelled, "failed": stats.failed,
-               "seconds": round(elapsed, 2), "seconds_per_label": round(elapsed / max(1, stats.labelled), 3),
-               "predicted": stats.per_class, "cache": teacher.cache.stats(), "output": str(output)}
-    if gold_seen:
-        summary["accuracy_vs_gold"] = round(correct / gold_seen, 3)
+    if not items:
+        console.print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
+        raise typer.Exit(1)
+    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path)
+    total = sum(1 for d in items for t in d.turns if task.labelled(t))
+    with _progress() as progress:
+        bar = progress.add_task(f"labelling {task.name} with {teacher.model}", total=total)
+        summary = label_run(teacher, task, items, config, output, bank, source=str(source),
+                            on_dialogue=lambda d, rows: progress.advance(bar, len(rows)))
+    summary["input_rejects"] = sink.summary()
     console.print_json(json.dumps(summary))
     return summary
+
+
+@app.command("calibrate")
+def calibrate(
+    scores: Path = typer.Argument(..., help="Rows from `dialpref label` (.jsonl or .parquet) with gold labels."),
+    fit: Optional[Path] = typer.Option(None, help="Gold dev rows to fit a post-hoc calibrator on; without it, "
+                                                  "only measure."),
+    method: str = typer.Option("temperature", help="temperature (one T on log S) or isotonic (per class)."),
+    task: str = typer.Option("dialogue_act", help=TASK_HELP),
+    buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
+    output: Optional[Path] = typer.Option(None, help="Write the calibrated rows here (scores replaced, "
+                                                     "`scores_uncalibrated` kept)."),
+    plots: Path = typer.Option(Path("runs/calibrate"), help="Folder for reliability.png and ece_by_n.png."),
+) -> None:
+    """ECE, a reliability diagram and (for votes) ECE against ensemble size; optionally fit and apply
+    temperature or isotonic calibration on gold dev rows, with before / after ECE."""
+    import numpy as np
+
+    from dialpref.label import calibration as cal
+    from dialpref.label.output import read_rows, write_rows
+    from dialpref.label.run import VOTE_CURVE
+    from dialpref.label.scoring import scores_at
+    from dialpref.label.tasks import load_task
+
+    spec = load_task(task)
+    classes = spec.class_names
+    rows = read_rows(scores)
+    probs, gold = cal.arrays(rows, classes)
+    if len(gold) == 0:
+        raise typer.BadParameter(f"{scores}: no row has both scores and a gold label of task {spec.name}")
+    report = {"rows": len(rows), "before": cal.quality(probs, gold, buckets)}
+    curves = {"before": (probs, gold)}
+    if fit is not None:
+        dev_probs, dev_gold = cal.arrays(read_rows(fit), classes)
+        calibrator = cal.fit_calibrator(dev_probs, dev_gold, classes, method)
+        after = calibrator.transform(probs)
+        report["calibrator"] = calibrator.describe()
+        report["after"] = cal.quality(after, gold, buckets)
+        curves[f"after {method}"] = (after, gold)
+        if output is not None:
+            fixed, k = [], 0
+            for row in rows:
+                if row.get("scores") and row.get("gold") in classes:
+                    new = dict(zip(classes, map(float, after[k])))
+                    k += 1
+                elif row.get("scores"):
+                    new = dict(zip(classes, map(float, calibrator.transform(
+                        np.array([[row["scores"][c] for c in classes]]))[0])))
+                else:
+                    new = None
+                fixed.append({**row, "scores_uncalibrated": row.get("scores"), "scores": new,
+                              "predicted": max(new, key=new.get) if new else None, "calibration": report["calibrator"]})
+            write_rows(fixed, output)
+            report["output"] = str(output)
+    report["reliability_png"] = str(cal.plot_reliability(curves, plots / "reliability.png", buckets,
+                                                         title=f"{spec.name}: reliability"))
+    if rows and rows[0].get("estimator") == "votes" and rows[0].get("votes"):
+        n_max = max(len(r["votes"]) for r in rows)
+        curve = {}
+        for n in sorted({n for n in VOTE_CURVE if n <= n_max} | {n_max}):
+            p, g = cal.arrays([{**r, "scores": scores_at(r, n, classes)} for r in rows], classes)
+            curve[n] = round(cal.ece(p, g, buckets), 4)
+        report["ece_by_n"] = curve
+        report["ece_by_n_png"] = str(cal.plot_ece_by_n({spec.name: curve}, plots / "ece_by_n.png"))
+    console.print_json(json.dumps(report))
+
+
+@bank_app.command("list")
+def bank_list() -> None:
+    """The built-in prompts: id, template, form and answer style."""
+    from dialpref.label.bank import BUILTIN_PROMPTS, DEFAULT_BANK
+
+    table = Table(title="Built-in prompts (templates in dialpref/label/prompts/*.jinja)")
+    for column in ("id", "template", "form", "answer", "few-shot per class", "in default bank"):
+        table.add_column(column)
+    for p in BUILTIN_PROMPTS.values():
+        table.add_row(p.id, p.template, p.form, p.answer if p.form == "choice" else "-", str(p.shots or "-"),
+                      "yes" if p.id in DEFAULT_BANK else "")
+    _out().print(table)
+    _out().print("A bank YAML: `prompts:` listing ids, or entries with id, template, form, answer, shots, "
+                 "instructions.")
+
+
+@bank_app.command("expand")
+def bank_expand(
+    seed: str = typer.Argument("choice_names@v1", help="Built-in prompt id whose instructions get paraphrased."),
+    task: str = typer.Option("dialogue_act", help=TASK_HELP),
+    n: int = typer.Option(4, help="Paraphrases to ask for."),
+    teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
+    server_model: str = typer.Option("default", help="Model name to send to a server."),
+    output: Path = typer.Option(Path("runs/bank/expanded.yaml"), help="Bank YAML: the seed and its paraphrases."),
+    cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite)."),
+) -> None:
+    """Ask the teacher for paraphrases of a seed prompt's instructions; write them as a bank YAML."""
+    from dialpref.label.bank import expand_bank, load_bank
+    from dialpref.label.tasks import load_task
+    from dialpref.teachers.factory import make_teacher
+
+    model = make_teacher(teacher, server_model=server_model, cache_path=cache)
+    bank, problems = expand_bank(model, load_task(task), load_bank([seed]).prompts[0], n)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(bank.to_yaml(), encoding="utf-8")
+    for problem in problems:
+        console.print(f"[yellow]{problem}[/yellow]")
+    console.print(f"{len(bank.prompts) - 1} paraphrases of {seed} written to {output}")
+
+
+@bank_app.command("select")
+def bank_select(
+    bank: str = typer.Argument(..., help=BANK_HELP),
+    dev: str = typer.Option(..., help="Gold-labelled dev dialogues (any supported format)."),
+    split: Optional[str] = typer.Option(None, help="Only dev dialogues of this split."),
+    task: str = typer.Option("dialogue_act", help=TASK_HELP),
+    dialogues: int = typer.Option(10, help="Dev dialogues to score each prompt on."),
+    examples: Optional[str] = typer.Option(None, help=EXAMPLES_HELP),
+    min_accuracy: Optional[float] = typer.Option(None, help="Keep prompts at or above this accuracy "
+                                                            "(default: the majority-class accuracy)."),
+    max_ece: float = typer.Option(1.0, help="Keep prompts at or below this ECE."),
+    prior: str = typer.Option("none", help="Score each prompt after this prior correction."),
+    teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
+    server_model: str = typer.Option("default", help="Model name to send to a server."),
+    output: Path = typer.Option(Path("runs/bank/selected.yaml"), help="Bank YAML of the prompts that pass."),
+    cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite)."),
+) -> None:
+    """Score each prompt of a bank on gold dev dialogues (accuracy, macro-F1, ECE) and keep those that pass."""
+    from dialpref.label.bank import load_bank, select_bank
+    from dialpref.label.tasks import load_task
+    from dialpref.teachers.factory import make_teacher
+
+    spec = load_task(task)
+    candidates = load_bank(bank, _examples(examples, spec))
+    items = list(read_dialogues(dev, Rejects(echo=False), split=split, limit=dialogues))
+    model = make_teacher(teacher, server_model=server_model, cache_path=cache)
+    kept, table_rows, floor = select_bank(model, spec, candidates, items, min_accuracy=min_accuracy,
+                                          max_ece=max_ece, prior=prior)
+    table = Table(title=f"{spec.name} on {len(items)} dev dialogues (accuracy floor {floor:.3f})")
+    for column in ("prompt", "accuracy", "macro-F1", "ECE", "kept"):
+        table.add_column(column)
+    for r in table_rows:
+        table.add_row(r["prompt"], f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}", f"{r['ece']:.3f}",
+                      "yes" if r["kept"] else "no")
+    _out().print(table)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(kept.to_yaml(), encoding="utf-8")
+    console.print(f"{len(kept.prompts)} of {len(candidates.prompts)} prompts kept: {output}")
+
+
+# The best teacher configuration measured by benchmarks/teacher_search.py (see the README's table).
+QUICKSTART_LABEL = {"bank": "choice_names@v1", "prior": "unlabelled"}
 
 
 @app.command("quickstart")
@@ -247,7 +424,7 @@ def quickstart(
     data_inspect(source=source, format=None, split=None, rejects=output / "rejects.jsonl", show=1)
     console.rule("2/2  teacher labelling (dialogue acts)")
     _label_run(source, "dialogue_act", teacher, "default", dialogues, None, output / "scores.jsonl",
-               output / "teacher-cache.sqlite")
+               output / "teacher-cache.sqlite", dict(QUICKSTART_LABEL))
     console.print(f"done: see {output}/scores.jsonl (one row per utterance, P(class) in 'scores').")
 
 

@@ -3,12 +3,13 @@
 Small teachers answer one class for almost everything: their raw option
 probabilities mix what the utterance says with a strong prior for certain
 answer tokens. Dividing that prior out, p'(c) ∝ p(c) / prior(c), removes the
-bias. Two gold-free estimates of the prior:
+bias. The prior is estimated per prompt (each prompt has its own bias), without
+gold labels, in one of two ways:
 
-- `content_free_prior`: the teacher's answer on content-free utterances
-  ("N/A", "", "[MASK]") placed in the real dialogues;
-- `unlabelled_prior`: the mean distribution over the unlabelled utterances
-  being labelled (no extra calls).
+- `content_free`: the teacher's answer on content-free utterances ("N/A",
+  "[MASK]", "...") placed at the end of real dialogues (a few extra calls);
+- `unlabelled`: the mean distribution over the utterances being labelled
+  (no extra calls).
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from dialpref.data.schema import Dialogue, Turn
-from dialpref.label.quick import render_prompt
+from dialpref.label.bank import Bank, PromptSpec, utterance_queries
+from dialpref.label.scoring import class_distribution, finish_row, query_distribution
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
-from dialpref.teachers.calls import option_probs
 
 CONTENT_FREE = ("N/A", "[MASK]", "...")
 PRIORS = ("none", "content_free", "unlabelled")
 
 
-def mean_distribution(distributions: Iterable[dict[str, float]], classes: Sequence[str]) -> dict[str, float]:
+def mean_distribution(distributions: Iterable[dict[str, float] | None], classes: Sequence[str]) -> dict[str, float]:
     total = {c: 0.0 for c in classes}
     count = 0
     for dist in distributions:
+        if not dist:
+            continue
         for c in classes:
             total[c] += dist[c]
         count += 1
@@ -37,22 +40,23 @@ def mean_distribution(distributions: Iterable[dict[str, float]], classes: Sequen
     return {c: v / count for c, v in total.items()}
 
 
-def content_free_prior(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue],
-                       max_dialogues: int = 3) -> dict[str, float]:
-    """The teacher's mean answer when the target utterance says nothing, in up to `max_dialogues` dialogues."""
+def content_free_prior(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogues: Sequence[Dialogue],
+                       bank: Bank | None = None, max_dialogues: int = 3) -> dict[str, float]:
+    """One prompt's mean answer when the target utterance says nothing, in up to `max_dialogues` dialogues."""
+    shots = bank.shots_for(prompt, task) if bank is not None else []
     answers = []
     for dialogue in dialogues[:max_dialogues]:
-        target = len(dialogue.turns)
-        speaker = next((t for t in dialogue.turns if t.role in task.roles), dialogue.turns[0])
+        speaker = next((t for t in dialogue.turns if task.labelled(t)), dialogue.turns[0])
         for filler in CONTENT_FREE:
             probe_turn = Turn(speaker=speaker.speaker, role=speaker.role, text=filler)
             probe = Dialogue(id=dialogue.id, turns=[*dialogue.turns, probe_turn])
-            answers.append(option_probs(teacher, render_prompt(task, probe, target), list(task.classes)))
-    return mean_distribution(answers, list(task.classes))
+            queries = utterance_queries(prompt, task, probe, len(probe.turns) - 1, shots)
+            answers.append(class_distribution(queries, [query_distribution(teacher, q)[0] for q in queries], task))
+    return mean_distribution(answers, task.class_names)
 
 
-def unlabelled_prior(rows: Iterable[dict[str, Any]], classes: Sequence[str]) -> dict[str, float]:
-    return mean_distribution((r["scores"] for r in rows if r.get("scores")), classes)
+def unlabelled_prior(rows: Iterable[dict[str, Any]], prompt_id: str, classes: Sequence[str]) -> dict[str, float]:
+    return mean_distribution((r["per_prompt"].get(prompt_id) for r in rows), classes)
 
 
 def correct(scores: dict[str, float], prior: dict[str, float]) -> dict[str, float]:
@@ -63,14 +67,37 @@ def correct(scores: dict[str, float], prior: dict[str, float]) -> dict[str, floa
     return {c: v / total for c, v in raw.items()}
 
 
-def apply_prior(rows: list[dict[str, Any]], prior: dict[str, float], name: str) -> list[dict[str, Any]]:
-    """Rows with `scores` corrected, the raw scores kept as `scores_raw`, and the prior recorded."""
+def estimate_priors(kind: str, rows: list[dict[str, Any]], task: TaskSpec, teacher: Teacher | None = None,
+                    bank: Bank | None = None, dialogues: Sequence[Dialogue] = ()) -> dict[str, dict[str, float]]:
+    """prompt id -> prior, by `kind` (content_free needs the teacher, the bank and some dialogues)."""
+    prompt_ids = sorted({pid for r in rows for pid in r["per_prompt"]})
+    if kind == "unlabelled":
+        return {pid: unlabelled_prior(rows, pid, task.class_names) for pid in prompt_ids}
+    if kind == "content_free":
+        if teacher is None or bank is None:
+            raise ValueError("the content-free prior needs the teacher and the bank")
+        by_id = {p.id: p for p in bank.prompts}
+        return {pid: content_free_prior(teacher, task, by_id[pid], dialogues, bank) for pid in prompt_ids
+                if pid in by_id and by_id[pid].per_utterance}
+    raise ValueError(f"unknown prior {kind!r}; one of {PRIORS}")
+
+
+def apply_priors(rows: list[dict[str, Any]], priors: dict[str, dict[str, float]], kind: str,
+                 task: TaskSpec) -> list[dict[str, Any]]:
+    """Rows with each prompt's scores divided by its prior and S recomputed; raw scores kept."""
     out = []
     for row in rows:
-        if not row.get("scores"):
-            out.append(row)
-            continue
-        scores = correct(row["scores"], prior)
-        out.append({**row, "scores_raw": row["scores"], "scores": scores,
-                    "predicted": max(scores, key=scores.get), "prior": {"kind": name, "values": prior}})
+        per_prompt = {pid: (correct(d, priors[pid]) if d and pid in priors else d)
+                      for pid, d in row["per_prompt"].items()}
+        fixed = {**row, "per_prompt_raw": row["per_prompt"], "per_prompt": per_prompt, "errors": list(row["errors"]),
+                 "prior": {"kind": kind, "values": priors}}
+        if row["estimator"] == "votes":
+            # Votes are counts; the correction applies to their shares, prompt by prompt.
+            shares = [d for d in per_prompt.values() if d]
+            if shares and row.get("scores"):
+                fixed["scores"] = {c: sum(d[c] for d in shares) / len(shares) for c in task.classes}
+                fixed["predicted"] = max(fixed["scores"], key=fixed["scores"].get)
+            out.append(fixed)
+        else:
+            out.append(finish_row(fixed, task))
     return out

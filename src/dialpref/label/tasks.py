@@ -1,22 +1,52 @@
-"""Task specs: what to label, the classes with one-line descriptions, whose turns, how much context."""
+"""Task specs: what to label, the classes with one-line descriptions, whose turns, how much context.
+
+A spec is a YAML file; the built-ins ship as YAML in `task_specs/` so a user
+copies one to start their own. Multi-class tasks are scored one-vs-rest, one
+score per class, and the scores of an utterance sum to 1.
+"""
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+KINDS = ("binary", "multiclass")
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # binary | multiclass | slots
+    kind: str  # binary | multiclass
     classes: dict[str, str]  # class name -> one-line description
+    description: str = ""  # what is being labelled, in a few words (goes into prompts)
     gold_key: str | None = None  # the Turn.labels key holding the gold label
     roles: tuple[str, ...] = ("user", "assistant")  # whose turns are labelled
     context_turns: int | None = None  # None: the whole dialogue is visible
     gold_map: dict[str, str] = field(default_factory=dict)  # dataset label -> class name
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if len(self.classes) < 2:
+            raise ValueError(f"task {self.name!r}: needs at least two classes")
+        if self.kind == "binary" and len(self.classes) != 2:
+            raise ValueError(f"task {self.name!r}: a binary task has exactly two classes")
+        if len(self.classes) > len(string.ascii_uppercase):
+            raise ValueError(f"task {self.name!r}: at most 26 classes")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+    @property
+    def letters(self) -> dict[str, str]:
+        """Answer letter -> class name, in the spec's order (A, B, C, ...)."""
+        return {string.ascii_uppercase[i]: name for i, name in enumerate(self.classes)}
 
     def gold(self, labels: dict) -> str | None:
         value = labels.get(self.gold_key) if self.gold_key else None
@@ -25,29 +55,35 @@ class TaskSpec:
         value = self.gold_map.get(str(value), str(value))
         return value if value in self.classes else None
 
+    def labelled(self, turn) -> bool:
+        return turn.role in self.roles
 
-BUILTIN: dict[str, TaskSpec] = {t.name: t for t in [
-    TaskSpec("dialogue_act", "multiclass", {
-        "inform": "gives information, an opinion or an answer",
-        "question": "asks for information",
-        "directive": "asks or tells the other person to do something (request, suggestion, advice)",
-        "commissive": "commits the speaker to doing something (accept, offer, promise, refuse)",
-    }, gold_key="dialogue_act"),
-    TaskSpec("sentiment", "multiclass", {
-        "negative": "expresses a negative feeling or attitude",
-        "neutral": "expresses no clear feeling",
-        "positive": "expresses a positive feeling or attitude",
-    }, gold_key="sentiment"),
-    TaskSpec("emotion", "multiclass", {
-        "neutral": "no particular emotion", "joy": "happiness, delight", "surprise": "astonishment",
-        "anger": "annoyance, rage", "sadness": "unhappiness, grief", "disgust": "revulsion",
-        "fear": "anxiety, fright",
-    }, gold_key="emotion", gold_map={"no emotion": "neutral", "happiness": "joy"}),
-    TaskSpec("has_intent", "binary", {
-        "yes": "the speaker wants something done or wants information",
-        "no": "the speaker only chats, reacts or gives information",
-    }, roles=("user",)),
-]}
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> "TaskSpec":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{source}: unknown task fields {sorted(unknown)}; known: {sorted(known)}")
+        missing = {"name", "kind", "classes"} - set(raw)
+        if missing:
+            raise ValueError(f"{source}: missing task fields {sorted(missing)}")
+        raw = dict(raw)
+        raw["classes"] = {str(k): str(v) for k, v in raw["classes"].items()}
+        raw["roles"] = tuple(raw.get("roles") or ("user", "assistant"))
+        raw["gold_map"] = {str(k): str(v) for k, v in (raw.get("gold_map") or {}).items()}
+        return cls(**raw)
+
+
+def _builtins() -> dict[str, TaskSpec]:
+    specs = {}
+    for entry in sorted(resources.files("dialpref.label").joinpath("task_specs").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            spec = TaskSpec.from_dict(yaml.safe_load(entry.read_text()), source=entry.name)
+            specs[spec.name] = spec
+    return specs
+
+
+BUILTIN: dict[str, TaskSpec] = _builtins()
 
 
 def load_task(name_or_path: str) -> TaskSpec:
@@ -55,8 +91,8 @@ def load_task(name_or_path: str) -> TaskSpec:
     if name_or_path in BUILTIN:
         return BUILTIN[name_or_path]
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        raw = yaml.safe_load(path.read_text())
-        raw["roles"] = tuple(raw.get("roles", ("user", "assistant")))
-        return TaskSpec(**raw)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ValueError(f"task file {path} does not exist")
+        return TaskSpec.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
     raise ValueError(f"unknown task {name_or_path!r}: built-ins are {', '.join(BUILTIN)}, or pass a YAML file")

@@ -34,13 +34,14 @@ class ChatRequest:
     seed: int = 0
     sample_index: int = 0
     json_schema: str | None = None  # canonical JSON text of the schema, hashable
+    choices: tuple[str, ...] | None = None  # the answer must be exactly one of these (where the backend can)
 
     @classmethod
     def make(cls, messages: Sequence[Message], *, json_schema: dict[str, Any] | None = None,
-             **params: Any) -> "ChatRequest":
+             choices: Sequence[str] | None = None, **params: Any) -> "ChatRequest":
         frozen = tuple(tuple(sorted((k, str(v)) for k, v in m.items())) for m in messages)
         schema = json.dumps(json_schema, sort_keys=True) if json_schema is not None else None
-        return cls(messages=frozen, json_schema=schema, **params)
+        return cls(messages=frozen, json_schema=schema, choices=tuple(choices) if choices else None, **params)
 
     @property
     def message_list(self) -> list[Message]:
@@ -53,6 +54,10 @@ class ChatRequest:
     def key_fields(self) -> dict[str, Any]:
         fields = asdict(self)
         fields["messages"] = self.message_list
+        if fields["choices"] is None:
+            del fields["choices"]  # keeps the keys of calls stored before `choices` existed
+        else:
+            fields["choices"] = list(fields["choices"])
         return fields
 
 

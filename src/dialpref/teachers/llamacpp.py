@@ -52,6 +52,8 @@ class LlamaCppTeacher(SequentialMixin):
                                                   bos_token=self._token_text(self.llm.token_bos()),
                                                   add_generation_prompt=True)
         self._option_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        self._grammars: dict[tuple, Any] = {}
+        self.reuse_prefix = True  # False: every prompt is evaluated from scratch (the naive cost, for benchmarks)
         self.evaluated_tokens = 0  # prompt tokens actually run through the model (after prefix reuse)
 
     def _token_text(self, token: int) -> str:
@@ -80,9 +82,9 @@ class LlamaCppTeacher(SequentialMixin):
     # --- protocol -------------------------------------------------------------------------
     def complete(self, request: ChatRequest) -> Completion:
         prompt, stop = self.render(request.message_list)
-        grammar = None
-        if request.schema is not None:
-            grammar = self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(request.schema), verbose=False)
+        grammar = self._grammar(request)
+        if not self.reuse_prefix:
+            self.llm.n_tokens = 0
         before = self._shared_prefix(self.tokenize(prompt))
         try:
             out = self.llm.create_completion(
@@ -98,6 +100,20 @@ class LlamaCppTeacher(SequentialMixin):
                           prompt_tokens=usage.get("prompt_tokens", 0),
                           completion_tokens=usage.get("completion_tokens", 0),
                           extra={"evaluated_prompt_tokens": usage.get("prompt_tokens", 0) - before})
+
+    def _grammar(self, request: ChatRequest):
+        """A GBNF grammar for the request's schema or choices, built once per distinct constraint."""
+        if request.json_schema is None and not request.choices:
+            return None
+        key = (request.json_schema, request.choices)
+        if key not in self._grammars:
+            if request.choices:
+                gbnf = "root ::= " + " | ".join(json.dumps(c) for c in request.choices)
+                self._grammars[key] = self._llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+            else:
+                self._grammars[key] = self._llama_cpp.LlamaGrammar.from_json_schema(request.json_schema,
+                                                                                   verbose=False)
+        return self._grammars[key]
 
     def _shared_prefix(self, tokens: list[int]) -> int:
         cached = self.llm._input_ids[: self.llm.n_tokens]
@@ -137,10 +153,14 @@ class LlamaCppTeacher(SequentialMixin):
             raise TeacherError(f"{self.model}: prompt of {len(tokens)} tokens exceeds the context of "
                                f"{self.llm.n_ctx()}")
         ids = self.option_token_ids(options)
-        shared = self._shared_prefix(tokens)
+        shared = self._shared_prefix(tokens) if self.reuse_prefix else 0
         self.llm.n_tokens = shared
         self.llm.eval(tokens[shared:])
         self.evaluated_tokens += len(tokens) - shared
+        return OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(tokens))
+
+    def _option_logprobs_now(self, ids: dict[str, list[int]]) -> dict[str, float]:
+        """Log-probabilities of the options at the last evaluated token."""
         # Without logits_all, llama-cpp-python keeps no `scores`; the context still holds the
         # logits of the last evaluated token, which is all one forward pass needs.
         logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float64)
@@ -151,4 +171,49 @@ class LlamaCppTeacher(SequentialMixin):
             values = logits[toks] - log_z
             m = values.max()
             logprobs[option] = float(m + math.log(np.exp(values - m).sum()))
-        return OptionScores(logprobs, prompt_tokens=len(tokens))
+        return logprobs
+
+    # --- causal mode --------------------------------------------------------------------------
+    def stream_option_logprobs(self, head: str, segments: Sequence[str], ask: str,
+                               options: Sequence[str]) -> list[OptionScores]:
+        """Read `head`, then each segment once; after each, the options' log-probs for `head+segments+ask`.
+
+        The `ask` tokens are dropped from the KV state before the next segment
+        is appended, so segment i is answered from exactly the prompt
+        head + segments[:i+1] + ask, while each segment is evaluated only once.
+        `OptionScores.prompt_tokens` is that prompt's length; `evaluated_tokens`
+        grows by the segment plus the ask.
+        """
+        ids = self.option_token_ids(options)
+        pieces = [self.llm.tokenize(s.encode("utf-8"), add_bos=False, special=False) for s in segments]
+        ask_tokens = self.llm.tokenize(ask.encode("utf-8"), add_bos=False, special=False)
+        context = self.tokenize(head)
+        total = len(context) + sum(len(p) for p in pieces) + len(ask_tokens)
+        if total >= self.llm.n_ctx():
+            raise TeacherError(f"{self.model}: causal prompt of {total} tokens exceeds the context of "
+                               f"{self.llm.n_ctx()}")
+        shared = self._shared_prefix(context) if self.reuse_prefix else 0
+        self.llm.n_tokens = shared
+        if context[shared:]:
+            self.llm.eval(context[shared:])
+        self.evaluated_tokens += len(context) - shared
+        out = []
+        for piece in pieces:
+            self.llm.eval(piece)
+            kept = self.llm.n_tokens
+            self.llm.eval(ask_tokens)
+            self.evaluated_tokens += len(piece) + len(ask_tokens)
+            out.append(OptionScores(self._option_logprobs_now(ids), prompt_tokens=kept + len(ask_tokens)))
+            self.llm.n_tokens = kept  # forget the question; the next segment follows the last one
+        return out
+
+    def fresh_option_logprobs(self, text_pieces: Sequence[str], options: Sequence[str]) -> OptionScores:
+        """The same token sequence `stream_option_logprobs` builds, evaluated from scratch (for checks)."""
+        ids = self.option_token_ids(options)
+        tokens = self.tokenize(text_pieces[0])
+        for piece in text_pieces[1:]:
+            tokens += self.llm.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
+        self.llm.n_tokens = 0
+        self.llm.eval(tokens)
+        self.evaluated_tokens += len(tokens)
+        return OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(tokens))

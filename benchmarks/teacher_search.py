@@ -1,0 +1,109 @@
+"""Point 4 of the labelling issue: which teacher configuration labels best here? Measured on dev dialogues.
+
+For every packaged model, every built-in per-utterance prompt (class names,
+letters, yes/no per class, few-shot with gold examples from the training
+split) and the causal prompt, with no prior correction, the content-free prior
+and the unlabelled-mean prior (neither uses gold), plus ensembles of prompts:
+accuracy, macro-F1 and ECE (10 buckets) against the majority class, seconds
+and prompt tokens evaluated per label. Expected estimator (one forward pass per
+prompt). The best configuration (highest worst-case accuracy margin over the
+majority class across the two datasets, then macro-F1) is written as `best`.
+
+    python benchmarks/teacher_search.py --dialogues 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+from _labelling import DATASETS, ensemble, evaluate, load_set, majority, run_bank, with_prior  # noqa: E402
+
+from dialpref.label.bank import load_bank  # noqa: E402
+from dialpref.label.causal import PROMPT_ID as CAUSAL, label_causal  # noqa: E402
+from dialpref.teachers.cache import CachedTeacher, TeacherCache  # noqa: E402
+from dialpref.teachers.llamacpp import LlamaCppTeacher  # noqa: E402
+from dialpref.teachers.packaged import MODELS, is_installed  # noqa: E402
+
+PROMPTS = ["choice_names@v1", "choice_letters@v1", "yes_no@v1", "few_shot@v1"]
+ENSEMBLES = {"bank4": PROMPTS, "choice3": ["choice_names@v1", "choice_letters@v1", "few_shot@v1"],
+             "names+fewshot": ["choice_names@v1", "few_shot@v1"]}
+PRIORS = ["none", "content_free", "unlabelled"]
+CACHE = Path(__file__).resolve().parent / ".cache" / "teacher.sqlite"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dialogues", type=int, default=25, help="dev dialogues per dataset")
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    cache = TeacherCache(CACHE)
+    out: dict = {"dialogues_per_dataset": args.dialogues, "split": "dev (DailyDialog validation, MELD dev)",
+                 "estimator": "expected", "datasets": {}}
+    candidates: dict[str, dict[str, dict]] = {}
+    for dataset in DATASETS:
+        task, dialogues, examples = load_set(dataset, "dev", args.dialogues)
+        entry: dict = {"models": {}}
+        for model in args.models:
+            if not is_installed(MODELS[model]):
+                entry["models"][model] = {"skipped": f"not installed ({MODELS[model].install})"}
+                continue
+            teacher = CachedTeacher(LlamaCppTeacher(model, n_ctx=4096), cache)
+            per_prompt_rows, results = {}, {}
+            for prompt_id in PROMPTS:
+                bank = load_bank([prompt_id], examples)
+                rows, seconds, tokens = run_bank(teacher, task, bank, dialogues)
+                per_prompt_rows[prompt_id] = rows
+                cost = {"seconds_per_label": round(seconds / len(rows), 4),
+                        "tokens_evaluated_per_label": round(tokens / len(rows), 1)}
+                for prior in PRIORS:
+                    fixed = with_prior(rows, prior, task, teacher, bank, dialogues)
+                    results[f"{prompt_id}|{prior}"] = {**evaluate(ensemble(fixed, [prompt_id], task), fixed, task),
+                                                        **cost}
+                    per_prompt_rows[f"{prompt_id}|{prior}"] = fixed
+            t0, before = time.perf_counter(), teacher.teacher.evaluated_tokens
+            causal_rows = [r for d in dialogues for r in label_causal(teacher, task, d)]
+            cost = {"seconds_per_label": round((time.perf_counter() - t0) / len(causal_rows), 4),
+                    "tokens_evaluated_per_label": round((teacher.teacher.evaluated_tokens - before) / len(causal_rows), 1)}
+            for prior in ("none", "unlabelled"):
+                fixed = with_prior(causal_rows, prior, task)
+                results[f"{CAUSAL}|{prior}"] = {**evaluate(ensemble(fixed, [CAUSAL], task), fixed, task), **cost}
+            for name, members in ENSEMBLES.items():
+                for prior in PRIORS:
+                    merged = [{**rows[0], "per_prompt": {p: per_prompt_rows[f"{p}|{prior}"][i]["per_prompt"][p]
+                                                         for p in members}}
+                              for i, rows in enumerate(zip(*(per_prompt_rows[f"{p}|{prior}"] for p in members)))]
+                    results[f"{name}|{prior}"] = evaluate(ensemble(merged, members, task), merged, task)
+            entry["models"][model] = results
+            for config, metrics in results.items():
+                candidates.setdefault(f"{model}|{config}", {})[dataset] = metrics
+            entry["majority"] = majority(per_prompt_rows[PROMPTS[0]], task)
+            print(dataset, model, "done", flush=True)
+        out["datasets"][dataset] = entry
+
+    def margin(config: str) -> tuple[float, float]:
+        scores = candidates[config]
+        if len(scores) < len(DATASETS):
+            return (-1.0, 0.0)
+        worst = min(scores[d]["accuracy"] - out["datasets"][d]["majority"]["accuracy"] for d in scores)
+        return (round(worst, 4), sum(scores[d]["macro_f1"] for d in scores) / len(scores))
+
+    ranked = sorted(candidates, key=margin, reverse=True)
+    out["ranking_rule"] = "max of min over datasets (accuracy - majority accuracy), then mean macro-F1"
+    out["top10"] = [{"config": c, "worst_accuracy_margin": margin(c)[0], "mean_macro_f1": round(margin(c)[1], 4),
+                     **{d: candidates[c][d] for d in candidates[c]}} for c in ranked[:10]]
+    out["best"] = ranked[0]
+    best_f1 = max(candidates, key=lambda c: margin(c)[1])
+    out["best_macro_f1"] = {"config": best_f1, **{d: candidates[best_f1][d] for d in candidates[best_f1]}}
+    out["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print("best:", ranked[0], margin(ranked[0]))
+    write_result("teacher_search", out)
+
+
+if __name__ == "__main__":
+    main()

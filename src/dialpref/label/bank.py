@@ -1,0 +1,284 @@
+"""The prompt bank: several genuinely different ways of asking the teacher the same question.
+
+The paper's soft score S is the share of positive votes over N answers drawn
+from a bank of diverse prompts; averaging over prompts is what calibrates S.
+A bank is a list of `PromptSpec`s (built-in or from YAML). Each spec turns an
+utterance (or, for `dialogue_list`, a whole dialogue) into `Query`s: the chat
+messages, the answer options, and how an answer maps onto the task's classes.
+
+Forms:
+- `choice`: one question per utterance, answered by class name or letter;
+- `yes_no`: one question per class ("is it X?"), P(yes) per class, normalised;
+- `dialogue_list`: one question per class for the whole dialogue, answered with
+  the list of matching utterance numbers as JSON (sampled votes only).
+Every template puts the instructions and the dialogue first and the question
+last, so the KV state of the shared prefix is reused across utterances.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import jinja2
+import yaml
+
+from dialpref.data.schema import Dialogue
+from dialpref.label.tasks import TaskSpec
+
+FORMS = ("choice", "yes_no", "dialogue_list")
+ANSWERS = ("name", "letter")
+
+
+@lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    def load(name: str) -> str:
+        return resources.files("dialpref.label").joinpath("prompts", name).read_text(encoding="utf-8")
+
+    return jinja2.Environment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=False)
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    id: str  # stable id recorded in every output row, e.g. "choice_names@v1"
+    template: str  # file stem in dialpref/label/prompts/
+    form: str = "choice"
+    answer: str = "name"  # choice form: answer by class name or by letter
+    shots: int = 0  # few-shot examples per class (drawn from gold data)
+    instructions: str | None = None  # replaces the template's first sentence (bank expand writes these)
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ValueError(f"prompt {self.id!r}: form must be one of {FORMS}, not {self.form!r}")
+        if self.answer not in ANSWERS:
+            raise ValueError(f"prompt {self.id!r}: answer must be one of {ANSWERS}, not {self.answer!r}")
+
+    @property
+    def per_utterance(self) -> bool:
+        return self.form != "dialogue_list"
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+@dataclass
+class Query:
+    """One question to the teacher and how to read its answer."""
+
+    prompt_id: str
+    messages: list[dict[str, str]]
+    options: list[str]  # the answers the teacher may give
+    to_class: dict[str, str]  # choice: option -> class; yes_no: {"yes": class}
+    form: str
+    target_class: str | None = None  # yes_no / dialogue_list: the class asked about
+
+
+BUILTIN_PROMPTS: dict[str, PromptSpec] = {p.id: p for p in [
+    PromptSpec("choice_names@v1", "multiple_choice", "choice", "name"),
+    PromptSpec("choice_letters@v1", "multiple_choice", "choice", "letter"),
+    PromptSpec("yes_no@v1", "yes_no", "yes_no"),
+    PromptSpec("few_shot@v1", "few_shot", "choice", "name", shots=2),
+    PromptSpec("dialogue_list@v1", "dialogue_list", "dialogue_list"),
+]}
+DEFAULT_BANK = ("choice_names@v1", "choice_letters@v1", "yes_no@v1", "few_shot@v1")
+
+
+def dialogue_list_schema(turns: int) -> dict[str, Any]:
+    """JSON answer of a dialogue_list prompt: utterance numbers 1..turns, at most `turns` of them."""
+    return {"type": "object", "required": ["utterances"], "properties": {"utterances": {
+        "type": "array", "maxItems": turns, "items": {"type": "integer", "minimum": 1, "maximum": turns}}}}
+
+
+@dataclass
+class Bank:
+    prompts: list[PromptSpec]
+    examples: list[Example] = field(default_factory=list)  # few-shot pool (gold)
+
+    @property
+    def ids(self) -> list[str]:
+        return [p.id for p in self.prompts]
+
+    def usable(self) -> list[PromptSpec]:
+        """Prompts that can run: few-shot prompts need examples."""
+        return [p for p in self.prompts if not p.shots or self.examples]
+
+    def shots_for(self, prompt: PromptSpec, task: TaskSpec) -> list[Example]:
+        """`shots` examples per class, the same ones for every utterance (seeded by the prompt id)."""
+        if not prompt.shots:
+            return []
+        rng = random.Random(prompt.id)
+        chosen: list[Example] = []
+        for name in task.classes:
+            pool = [e for e in self.examples if e.label == name]
+            chosen += rng.sample(pool, min(prompt.shots, len(pool)))
+        rng.shuffle(chosen)
+        return chosen
+
+    def to_yaml(self) -> str:
+        entries = [{k: v for k, v in asdict(p).items() if v not in (None, 0)} for p in self.prompts]
+        return yaml.safe_dump({"prompts": entries}, sort_keys=False, allow_unicode=True)
+
+
+def load_bank(spec: str | Path | Sequence[str] | None = None, examples: Iterable[Example] = ()) -> Bank:
+    """A bank from built-in prompt ids (comma-separated or a list), a YAML file, or the default bank."""
+    if spec is None:
+        ids: Sequence[str] = DEFAULT_BANK
+    elif isinstance(spec, Path) or (isinstance(spec, str) and spec.endswith((".yaml", ".yml"))):
+        path = Path(spec)
+        if not path.exists():
+            raise ValueError(f"bank file {path} does not exist")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        prompts = []
+        for entry in raw.get("prompts", []):
+            if isinstance(entry, str):
+                prompts.append(_builtin(entry))
+            else:
+                prompts.append(PromptSpec(**entry))
+        if not prompts:
+            raise ValueError(f"bank file {path} lists no prompts")
+        return Bank(prompts, list(examples))
+    else:
+        ids = spec.split(",") if isinstance(spec, str) else spec
+    return Bank([_builtin(i.strip()) for i in ids if i.strip()], list(examples))
+
+
+def _builtin(prompt_id: str) -> PromptSpec:
+    if prompt_id not in BUILTIN_PROMPTS:
+        raise ValueError(f"unknown prompt {prompt_id!r}; built-ins: {', '.join(BUILTIN_PROMPTS)}")
+    return BUILTIN_PROMPTS[prompt_id]
+
+
+def examples_from(dialogues: Iterable[Dialogue], task: TaskSpec, limit_per_class: int = 50) -> list[Example]:
+    """Gold-labelled utterances to draw few-shot examples from."""
+    counts: dict[str, int] = {}
+    out = []
+    for dialogue in dialogues:
+        for turn in dialogue.turns:
+            label = task.gold(turn.labels) if task.labelled(turn) else None
+            if label is None or counts.get(label, 0) >= limit_per_class or len(turn.text) > 200:
+                continue
+            counts[label] = counts.get(label, 0) + 1
+            out.append(Example(turn.text, label))
+    return out
+
+
+def visible_turns(task: TaskSpec, dialogue: Dialogue, target: int) -> tuple[list, int]:
+    """The turns the teacher sees for utterance `target`, and its index among them."""
+    turns = list(dialogue.turns)
+    if task.context_turns is None:
+        return turns, target
+    start = max(0, target - task.context_turns)
+    return turns[start:target + 1], target - start
+
+
+def _render(prompt: PromptSpec, **values: Any) -> list[dict[str, str]]:
+    template = environment().get_template(f"{prompt.template}.jinja")
+    content = template.render(instructions=prompt.instructions, answer=prompt.answer, **values)
+    return [{"role": "user", "content": content.strip() + "\n"}]
+
+
+def utterance_queries(prompt: PromptSpec, task: TaskSpec, dialogue: Dialogue, target: int,
+                      examples: Sequence[Example] = ()) -> list[Query]:
+    """The questions one per-utterance prompt asks about utterance `target`."""
+    turns, index = visible_turns(task, dialogue, target)
+    if prompt.form == "choice":
+        if prompt.answer == "letter":
+            options, to_class = list(task.letters), dict(task.letters)
+        else:
+            options, to_class = task.class_names, {c: c for c in task.classes}
+        messages = _render(prompt, task=task, turns=turns, target=index, options=options, examples=examples)
+        return [Query(prompt.id, messages, options, to_class, "choice")]
+    if prompt.form == "yes_no":
+        return [Query(prompt.id, _render(prompt, task=task, turns=turns, target=index, class_name=name,
+                                         options=["yes", "no"], examples=examples),
+                      ["yes", "no"], {"yes": name}, "yes_no", target_class=name)
+                for name in task.classes]
+    raise ValueError(f"prompt {prompt.id!r} ({prompt.form}) is asked once per dialogue, not per utterance")
+
+
+def dialogue_queries(prompt: PromptSpec, task: TaskSpec, dialogue: Dialogue) -> list[Query]:
+    """`dialogue_list` prompts: one question per class over the whole dialogue."""
+    if prompt.form != "dialogue_list":
+        raise ValueError(f"prompt {prompt.id!r} is asked per utterance")
+    return [Query(prompt.id, _render(prompt, task=task, turns=list(dialogue.turns), class_name=name),
+                  [], {}, "dialogue_list", target_class=name) for name in task.classes]
+
+
+# --- growing and pruning a bank ------------------------------------------------------------------
+def default_instructions(prompt: PromptSpec, task: TaskSpec) -> str:
+    """The first line the template writes when no `instructions` are given."""
+    from dialpref.data.schema import Turn
+
+    probe = Dialogue(id="probe", turns=[Turn(speaker="A", role=task.roles[0], text="Hello.")])
+    queries = (utterance_queries(prompt, task, probe, 0, [Example("Hello.", task.class_names[0])])
+               if prompt.per_utterance else dialogue_queries(prompt, task, probe))
+    return queries[0].messages[0]["content"].splitlines()[0].strip()
+
+
+def expand_bank(teacher, task: TaskSpec, seed: PromptSpec, n: int = 4) -> tuple[Bank, list[str]]:
+    """The seed prompt plus up to n teacher paraphrases of its instructions (distinct, non-empty)."""
+    from pydantic import BaseModel, Field
+
+    from dialpref.teachers.calls import structured
+
+    class Paraphrases(BaseModel):
+        paraphrases: list[str] = Field(min_length=1)
+
+    original = seed.instructions or default_instructions(seed, task)
+    messages = [{"role": "user", "content": (
+        f"Rewrite this instruction for a labelling task in {n} different ways. Keep its meaning; vary the "
+        f"wording and sentence structure. Each rewrite is one sentence.\n\nInstruction: {original}\n\n"
+        f"Reply with JSON: {{\"paraphrases\": [...]}}")}]
+    result = structured(teacher, messages, Paraphrases, temperature=0.8, max_tokens=120 * n)
+    problems = [f"expand: {e}" for e in result.errors]
+    found: list[str] = []
+    for text in (result.value.paraphrases if result.value else []):
+        text = " ".join(str(text).split())
+        if text and text.lower() != original.lower() and text not in found and len(text) < 400:
+            found.append(text)
+    prompts = [seed] + [PromptSpec(id=f"{seed.id.split('@')[0]}@para{i + 1}", template=seed.template, form=seed.form,
+                                   answer=seed.answer, shots=seed.shots, instructions=text)
+                        for i, text in enumerate(found[:n])]
+    if len(found) < n:
+        problems.append(f"expand: asked for {n} paraphrases, got {len(found)} usable")
+    return Bank(prompts), problems
+
+
+def select_bank(teacher, task: TaskSpec, bank: Bank, dialogues: Sequence[Dialogue], *,
+                min_accuracy: float | None = None, max_ece: float = 1.0, prior: str = "none",
+                buckets: int = 10) -> tuple[Bank, list[dict[str, Any]], float]:
+    """Score each prompt alone on gold dev dialogues; keep those at or above the accuracy floor
+    (default: the majority class) and at or below `max_ece`."""
+    from collections import Counter
+
+    from dialpref.label.calibration import arrays, quality
+    from dialpref.label.prior import apply_priors, estimate_priors
+    from dialpref.label.scoring import ScoringConfig, score_dialogue
+
+    gold = [task.gold(t.labels) for d in dialogues for t in d.turns if task.labelled(t)]
+    gold = [g for g in gold if g is not None]
+    if not gold:
+        raise ValueError(f"the dev dialogues carry no gold labels for task {task.name}")
+    floor = min_accuracy if min_accuracy is not None else Counter(gold).most_common(1)[0][1] / len(gold)
+    kept, table = [], []
+    for prompt in bank.usable():
+        single = Bank([prompt], bank.examples)
+        config = ScoringConfig() if prompt.per_utterance else ScoringConfig(estimator="votes", votes=3)
+        rows = [r for d in dialogues for r in score_dialogue(teacher, task, single, d, config)]
+        if prior != "none":
+            rows = apply_priors(rows, estimate_priors(prior, rows, task, teacher, single, dialogues), prior, task)
+        probs, labels = arrays(rows, task.class_names)
+        q = quality(probs, labels, buckets)
+        ok = q["accuracy"] >= floor and q["ece"] <= max_ece
+        table.append({"prompt": prompt.id, **q, "kept": ok})
+        if ok:
+            kept.append(prompt)
+    return Bank(kept, bank.examples), table, floor

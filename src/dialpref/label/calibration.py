@@ -1,0 +1,173 @@
+"""How far the soft scores S are from being probabilities, and post-hoc fixes.
+
+ECE uses M equal-width buckets over the top-class confidence (max_c S_c):
+sum over buckets of |bucket| / n * |accuracy - mean confidence|. The paper
+uses M = 5; the default here is 10. Post-hoc calibration is fit on gold dev
+rows: `temperature` (one T on log S, the scores' order kept) or `isotonic`
+(one monotone map per class, one-vs-rest, then renormalised).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def arrays(rows: Sequence[dict[str, Any]], classes: Sequence[str], key: str = "scores") -> tuple[np.ndarray, np.ndarray]:
+    """(S matrix, gold index) over the rows that have both scores and a gold label."""
+    kept = [r for r in rows if r.get(key) and r.get("gold") in classes]
+    probs = np.array([[r[key][c] for c in classes] for r in kept], dtype=np.float64).reshape(-1, len(classes))
+    gold = np.array([list(classes).index(r["gold"]) for r in kept], dtype=np.int64)
+    return probs, gold
+
+
+def ece(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> float:
+    """Expected calibration error of the top-class confidence, M equal-width buckets."""
+    if len(gold) == 0:
+        return float("nan")
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, buckets + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, buckets - 1)
+    total = 0.0
+    for b in range(buckets):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)
+
+
+def reliability(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> list[dict[str, float]]:
+    """Per bucket: range, count, mean confidence, accuracy (the reliability diagram's data)."""
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, buckets + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, buckets - 1)
+    out = []
+    for b in range(buckets):
+        mask = which == b
+        out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
+                    "confidence": float(confidence[mask].mean()) if mask.any() else None,
+                    "accuracy": float(correct[mask].mean()) if mask.any() else None})
+    return out
+
+
+def quality(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> dict[str, float]:
+    """Accuracy, macro-F1 (scikit-learn) and ECE of one set of scores."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if len(gold) == 0:
+        return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "ece": float("nan")}
+    pred = probs.argmax(axis=1)
+    labels = list(range(probs.shape[1]))
+    return {"n": int(len(gold)), "accuracy": float(accuracy_score(gold, pred)),
+            "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
+            "ece": ece(probs, gold, buckets)}
+
+
+# --- post-hoc calibration ----------------------------------------------------------------------
+@dataclass
+class Calibrator:
+    method: str  # temperature | isotonic
+    classes: list[str]
+    temperature: float = 1.0
+    isotonic: list[Any] | None = None
+
+    def transform(self, probs: np.ndarray) -> np.ndarray:
+        if self.method == "temperature":
+            logits = np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature
+            logits -= logits.max(axis=1, keepdims=True)
+            out = np.exp(logits)
+        else:
+            out = np.column_stack([m.predict(probs[:, k]) for k, m in enumerate(self.isotonic or [])])
+            out = np.clip(out, 1e-6, None)
+        return out / out.sum(axis=1, keepdims=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, "temperature": self.temperature} if self.method == "temperature" \
+            else {"method": self.method}
+
+
+def fit_calibrator(probs: np.ndarray, gold: np.ndarray, classes: Sequence[str], method: str = "temperature") -> Calibrator:
+    """Fit on gold dev scores: T minimising the negative log-likelihood, or isotonic one-vs-rest."""
+    if len(gold) < 2:
+        raise ValueError("post-hoc calibration needs at least two gold-labelled rows")
+    if method == "temperature":
+        from scipy.optimize import minimize_scalar
+
+        log_p = np.log(np.clip(probs, 1e-12, 1.0))
+
+        def nll(log_t: float) -> float:
+            z = log_p / math.exp(log_t)
+            z -= z.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(z).sum(axis=1))
+            return float(-(z[np.arange(len(gold)), gold] - log_norm).mean())
+
+        best = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
+        return Calibrator("temperature", list(classes), temperature=float(math.exp(best.x)))
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        models = [IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, k], (gold == k)
+                                                                                       .astype(float))
+                  for k in range(probs.shape[1])]
+        return Calibrator("isotonic", list(classes), isotonic=models)
+    raise ValueError(f"unknown calibration method {method!r}; one of temperature, isotonic")
+
+
+# --- plots -----------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, buckets: int = 10,
+                     title: str = "Reliability") -> Path:
+    """Accuracy against confidence per bucket, one line per named set of scores, with ECE in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
+    for name, (probs, gold) in curves.items():
+        points = [b for b in reliability(probs, gold, buckets) if b["count"]]
+        ax.plot([b["confidence"] for b in points], [b["accuracy"] for b in points], marker="o",
+                label=f"{name} (ECE {ece(probs, gold, buckets):.3f})")
+    ax.set_xlabel("confidence (max S)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_ece_by_n(series: dict[str, dict[int, float]], path: Path, expected: dict[str, float] | None = None,
+                  title: str = "ECE against ensemble size") -> Path:
+    """ECE of the votes at each N, with the expected estimator as a horizontal line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, points in series.items():
+        ns = sorted(points)
+        line, = ax.plot(ns, [points[n] for n in ns], marker="o", label=f"votes: {name}")
+        if expected and name in expected:
+            ax.axhline(expected[name], ls="--", color=line.get_color(), lw=1, label=f"expected: {name}")
+    ax.set_xlabel("N (answers per utterance)")
+    ax.set_ylabel("ECE")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,47 @@
+"""Score rows to and from JSONL or Parquet, in shapes `datasets.load_dataset` reads as they are.
+
+Parquet needs pyarrow (`pip install 'dialpref[parquet]'`); JSONL needs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as err:
+        raise RuntimeError("writing Parquet needs pyarrow: pip install 'dialpref[parquet]' (or write .jsonl)") \
+            from err
+    return pyarrow
+
+
+def write_rows(rows: Iterable[dict[str, Any]], path: Path) -> Path:
+    rows = list(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        pa = _pyarrow()
+        pa.parquet.write_table(pa.Table.from_pylist(rows), path)
+        return path
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        return _pyarrow().parquet.read_table(path).to_pylist()
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as err:
+                    raise ValueError(f"{path}:{number}: not a JSON row ({err})") from None
+    return rows

@@ -1,0 +1,137 @@
+"""One labelling run: dialogues in, one row per utterance out (JSONL or Parquet), plus a summary and plots.
+
+The teacher's calls go through its cache, so a run killed midway and started
+again repeats no finished call; the output is written once all rows are in
+(prior correction needs them all). Rows whose teacher calls failed or whose
+answers could not be read keep the reason in `errors` and are listed in the
+rejects file too; they are never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from dialpref.data.rejects import Rejects
+from dialpref.data.schema import Dialogue
+from dialpref.label import calibration
+from dialpref.label.bank import Bank, load_bank
+from dialpref.label.causal import label_causal
+from dialpref.label.output import write_rows
+from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
+from dialpref.label.scoring import ScoringConfig, score_dialogue, scores_at
+from dialpref.label.tasks import TaskSpec
+from dialpref.teachers.base import Teacher
+
+MODES = ("prefix", "causal")
+VOTE_CURVE = (1, 2, 5, 10, 20, 30)
+
+
+@dataclass
+class LabelConfig:
+    """How to label.
+
+    bank: comma-separated built-in prompt ids or a bank YAML (default: class names).
+    estimator / votes / sampler: see `dialpref.label.scoring`.
+    mode: `prefix` (the whole dialogue as a shared, reused prefix) or `causal`
+    (the dialogue read once; the teacher sees only the past; embedded teacher).
+    prior: divide out the teacher's label prior, estimated without gold.
+    buckets: ECE buckets (the paper uses 5).
+    """
+
+    bank: str = "choice_names@v1"
+    estimator: str = "expected"
+    votes: int = 10
+    sampler: str = "generate"
+    temperature: float = 1.0
+    mode: str = "prefix"
+    prior: str = "none"
+    buckets: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, not {self.prior!r}")
+        if self.mode == "causal" and self.estimator != "expected":
+            raise ValueError("causal mode gives the expected estimator only")
+
+    def scoring(self) -> ScoringConfig:
+        return ScoringConfig(estimator=self.estimator, votes=self.votes, sampler=self.sampler,
+                             temperature=self.temperature, seed=self.seed)
+
+
+def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], config: LabelConfig,
+              output: Path, bank: Bank | None = None, source: str = "",
+              on_dialogue: Callable[[Dialogue, list[dict]], None] | None = None) -> dict[str, Any]:
+    """Label `dialogues`, write rows to `output`, plots and summary beside it; return the summary."""
+    bank = bank if bank is not None else load_bank(config.bank)
+    skipped = [p.id for p in bank.prompts if p not in bank.usable()]
+    inner = getattr(teacher, "teacher", teacher)
+    tokens_before = getattr(inner, "evaluated_tokens", None)
+    started = time.perf_counter()
+    rows: list[dict] = []
+    for dialogue in dialogues:
+        if config.mode == "causal":
+            got = label_causal(teacher, task, dialogue)
+        else:
+            got = score_dialogue(teacher, task, bank, dialogue, config.scoring())
+        rows.extend(got)
+        if on_dialogue is not None:
+            on_dialogue(dialogue, got)
+    seconds = time.perf_counter() - started
+    if config.prior != "none":
+        priors = estimate_priors(config.prior, rows, task, teacher, bank, list(dialogues))
+        rows = apply_priors(rows, priors, config.prior, task)
+    write_rows(rows, output)
+
+    rejects_path = output.with_name(output.stem + ".rejects.jsonl")
+    rejects_path.unlink(missing_ok=True)  # a rerun rewrites the run's files, it does not append to them
+    rejects = Rejects(rejects_path, echo=False)
+    for row in rows:
+        if row["errors"] or row["scores"] is None:
+            rejects.add(source=source, line=None, record_id=f"{row['dialogue_id']}#{row['turn_index']}",
+                        reason=("no scores: " if row["scores"] is None else "partly failed: ") + "; ".join(
+                            row["errors"][:3] or ["no prompt answered"]), raw=row)
+    rejects.close()
+
+    summary: dict[str, Any] = {
+        "task": task.name, "teacher": teacher.model, "config": asdict(config), "prompts": bank.ids,
+        "prompts_skipped": skipped, "dialogues": len(dialogues), "utterances": len(rows),
+        "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
+        "seconds": round(seconds, 2), "labels_per_second": round(len(rows) / seconds, 2) if seconds else None,
+        "prompt_tokens_per_label": round(sum(r["prompt_tokens"] for r in rows) / max(1, len(rows)), 1),
+        "output": str(output), "rejects": str(rejects.path)}
+    if tokens_before is not None:
+        summary["tokens_evaluated_per_label"] = round((inner.evaluated_tokens - tokens_before) / max(1, len(rows)), 1)
+    if hasattr(teacher, "cache"):
+        summary["cache"] = teacher.cache.stats()
+    summary.update(_quality(rows, task, config, output))
+    output.with_name(output.stem + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _quality(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path) -> dict[str, Any]:
+    """Against gold, where the dialogues have it: accuracy, macro-F1, ECE, and the plots."""
+    probs, gold = calibration.arrays(rows, task.class_names)
+    if len(gold) == 0:
+        return {}
+    result: dict[str, Any] = {"gold": calibration.quality(probs, gold, config.buckets)}
+    result["reliability_png"] = str(calibration.plot_reliability(
+        {config.estimator: (probs, gold)}, output.with_name(output.stem + ".reliability.png"), config.buckets,
+        title=f"{task.name}: {config.estimator}"))
+    if config.estimator == "votes":
+        curve = {}
+        for n in [n for n in VOTE_CURVE if n <= config.votes] + ([config.votes] if config.votes not in VOTE_CURVE
+                                                                 else []):
+            at_n = [{**r, "scores": scores_at(r, n, task.class_names)} for r in rows]
+            p, g = calibration.arrays(at_n, task.class_names)
+            curve[n] = calibration.ece(p, g, config.buckets)
+        result["ece_by_n"] = curve
+        result["ece_by_n_png"] = str(calibration.plot_ece_by_n(
+            {task.name: curve}, output.with_name(output.stem + ".ece_by_n.png")))
+    return result
