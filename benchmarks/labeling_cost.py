@@ -1,0 +1,123 @@
+"""What a label costs: prompt tokens and time per label with one prompt per utterance (naive), with the
+instructions + dialogue as a reused KV prefix, and in causal mode (the dialogue read once); and whether each
+mode's distributions equal those of the same prompt computed from scratch.
+
+Also the estimators' cost: tokens processed per label by the expected estimator (one forward pass per prompt)
+and by N = 30 sampled votes (real generations, measured on a few dialogues and scaled to N), both in-process
+with KV reuse and API-style (every call pays its whole prompt).
+
+    python benchmarks/labeling_cost.py --dialogues 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+from _labelling import load_set  # noqa: E402
+
+from dialpref.label.bank import load_bank  # noqa: E402
+from dialpref.label.causal import causal_pieces, label_causal  # noqa: E402
+from dialpref.label.scoring import ScoringConfig, score_dialogue  # noqa: E402
+from dialpref.teachers.calls import normalise  # noqa: E402
+from dialpref.teachers.llamacpp import LlamaCppTeacher  # noqa: E402
+from dialpref.teachers.packaged import MODELS, is_installed  # noqa: E402
+
+VOTE_BANK = "choice_names@v1,choice_letters@v1,few_shot@v1"
+
+
+def timed(teacher, fn):
+    before, started = teacher.evaluated_tokens, time.perf_counter()
+    rows = fn()
+    return rows, time.perf_counter() - started, teacher.evaluated_tokens - before
+
+
+def max_diff(a_rows, b_rows) -> float:
+    return max(abs(a["scores"][c] - b["scores"][c]) for a, b in zip(a_rows, b_rows) for c in a["scores"])
+
+
+def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: int) -> dict:
+    teacher = LlamaCppTeacher(model, n_ctx=4096)
+    bank = load_bank(prompt, examples)
+    out: dict = {"model": model, "prompt": prompt}
+    teacher.reuse_prefix = False
+    naive, naive_s, naive_tok = timed(teacher, lambda: [r for d in dialogues for r in score_dialogue(teacher, task, bank, d)])
+    teacher.reuse_prefix = True
+    reuse, reuse_s, reuse_tok = timed(teacher, lambda: [r for d in dialogues for r in score_dialogue(teacher, task, bank, d)])
+    causal, causal_s, causal_tok = timed(teacher, lambda: [r for d in dialogues for r in label_causal(teacher, task, d)])
+    n = len(naive)
+    # the causal prompts computed from scratch, and the tokens of each utterance itself
+    fresh_diff, utterance_tokens, k = 0.0, 0, 0
+    for d in dialogues:
+        head, segments, ask = causal_pieces(task, d)
+        for i, turn in enumerate(d.turns):
+            if not task.labelled(turn):
+                continue
+            fresh = normalise(teacher.fresh_option_logprobs([head, *segments[:i + 1], ask], task.class_names).logprobs)
+            fresh_diff = max(fresh_diff, max(abs(fresh[c] - causal[k]["scores"][c]) for c in fresh))
+            utterance_tokens += len(teacher.llm.tokenize(segments[i].encode("utf-8"), add_bos=False))
+            k += 1
+    out["labels"] = n
+    out["tokens_per_label"] = {"naive": round(naive_tok / n, 1), "prefix_reuse": round(reuse_tok / n, 1),
+                               "causal": round(causal_tok / n, 1)}
+    out["utterance_tokens_per_label"] = round(utterance_tokens / n, 1)
+    out["causal_over_utterance_tokens"] = round(causal_tok / utterance_tokens, 3)
+    out["naive_over_prefix_reuse"] = round(naive_tok / reuse_tok, 2)
+    out["labels_per_second"] = {"naive": round(n / naive_s, 2), "prefix_reuse": round(n / reuse_s, 2),
+                                "causal": round(n / causal_s, 2)}
+    out["max_abs_prob_diff"] = {"prefix_reuse_vs_naive": round(max_diff(reuse, naive), 6),
+                                "causal_vs_fresh": round(fresh_diff, 6)}
+
+    # estimators: expected over a 3-prompt bank versus N sampled votes over the same bank
+    vote_bank = load_bank(VOTE_BANK, examples)
+    some = dialogues[:vote_dialogues]
+    exp_rows, exp_s, exp_tok = timed(teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d)])
+    votes_n = 6
+    config = ScoringConfig(estimator="votes", votes=votes_n, sampler="generate")
+    vote_rows, vote_s, vote_prompt_tok = timed(
+        teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d, config)])
+    m = len(exp_rows)
+    completion_tokens = sum(len(teacher.llm.tokenize(v["raw"].encode(), add_bos=False)) + 1
+                            for r in vote_rows for v in r["votes"])
+    per_vote_inprocess = (vote_prompt_tok + completion_tokens) / (m * votes_n)
+    per_vote_api = (sum(r["prompt_tokens"] for r in vote_rows) + completion_tokens) / (m * votes_n)
+    exp_api = sum(r["prompt_tokens"] for r in exp_rows) / m
+    out["estimators"] = {
+        "bank": VOTE_BANK.split(","), "labels": m,
+        "expected_tokens_per_label": {"in_process_kv_reuse": round(exp_tok / m, 1), "api_style": round(exp_api, 1)},
+        "votes_tokens_per_vote": {"in_process_kv_reuse": round(per_vote_inprocess, 1), "api_style": round(per_vote_api, 1)},
+        "votes_n30_tokens_per_label": {"in_process_kv_reuse": round(30 * per_vote_inprocess, 1),
+                                       "api_style": round(30 * per_vote_api, 1)},
+        "expected_over_votes_n30": {"in_process_kv_reuse": round(exp_tok / m / (30 * per_vote_inprocess), 3),
+                                    "api_style": round(exp_api / (30 * per_vote_api), 3)},
+        "seconds_per_label": {"expected": round(exp_s / m, 3), "votes_n30": round(30 * vote_s / (m * votes_n), 3)},
+        "note": f"votes measured with N={votes_n} real generations per label and scaled to N=30",
+    }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dialogues", type=int, default=20)
+    parser.add_argument("--vote-dialogues", type=int, default=3)
+    parser.add_argument("--configs", nargs="*", default=["smollm2-135m:choice_names@v1", "gemma3-270m:choice_names@v1"],
+                        help="model:prompt pairs")
+    args = parser.parse_args()
+    task, dialogues, examples = load_set("dailydialog_acts", "test", args.dialogues)
+    result = {"dataset": "DailyDialog test", "dialogues": len(dialogues), "configurations": {}}
+    for config in args.configs:
+        model, prompt = config.split(":")
+        if not is_installed(MODELS[model]):
+            result["configurations"][config] = {"skipped": "not installed"}
+            continue
+        result["configurations"][config] = measure(model, prompt, dialogues, task, examples, args.vote_dialogues)
+        print(config, result["configurations"][config]["tokens_per_label"], flush=True)
+    write_result("labeling_cost", result)
+
+
+if __name__ == "__main__":
+    main()
