@@ -4,7 +4,7 @@ For each teacher configuration (model, prompt bank, prior correction) on DailyDi
 and MELD test dialogues (sentiment): accuracy, macro-F1 and ECE (10 buckets; 5 as in the paper beside it)
 of the expected estimator and of the votes at N = 1, 2, 5, 10, 20, 30, with the majority-class baseline.
 
-The N votes here are drawn from each prompt's constrained answer distribution (the `distribution` sampler:
+The N votes here are drawn from each prompt's constrained answer distribution (the `distribution` sampler, temperature 1, top-k 40, top-p 0.95:
 what grammar-constrained sampling of a one-token answer draws, without re-running the model). On the first
 few dialogues they are also drawn by real generation (`generate`), and the two are compared.
 
@@ -14,6 +14,7 @@ few dialogues they are also drawn by real generation (`generate`), and the two a
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,9 @@ from _labelling import ensemble, evaluate, load_set, majority, run_bank, vote_sh
 
 from dialpref.label.bank import load_bank  # noqa: E402
 from dialpref.label.calibration import plot_ece_by_n, plot_reliability  # noqa: E402
-from dialpref.label.scoring import ScoringConfig  # noqa: E402
+from dialpref.label.causal import PROMPT_ID as CAUSAL, label_causal  # noqa: E402
+from dialpref.label.scoring import ScoringConfig, draw  # noqa: E402
+from dialpref.teachers.base import stable_hash  # noqa: E402
 from dialpref.teachers.cache import CachedTeacher, TeacherCache  # noqa: E402
 from dialpref.teachers.llamacpp import LlamaCppTeacher  # noqa: E402
 
@@ -40,18 +43,46 @@ def gold_of(rows, task):
     return keep, np.array([task.class_names.index(rows[i]["gold"]) for i in keep])
 
 
+def causal_rows(teacher, task, dialogues):
+    inner = teacher.teacher
+    before, started = inner.evaluated_tokens, time.perf_counter()
+    rows = [r for d in dialogues for r in label_causal(teacher, task, d)]
+    return rows, time.perf_counter() - started, inner.evaluated_tokens - before
+
+
+def drawn_votes(rows, task, n, seed=0):
+    """Votes drawn from each row's per-prompt distribution (the distribution sampler, for causal rows)."""
+    out = []
+    for r in rows:
+        pids = list(r["per_prompt"])
+        votes = []
+        for k in range(n):
+            pid, sample = pids[k % len(pids)], k // len(pids)
+            rng = random.Random(stable_hash([r["dialogue_id"], r["turn_index"], pid, sample, seed]))
+            votes.append({"prompt_id": pid, "sample": sample,
+                          "classes": [draw(r["per_prompt"][pid], rng, 1.0, 40, 0.95)]})
+        out.append({**r, "votes": votes})
+    return out
+
+
 def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_dialogues: int, tag: str) -> dict:
-    bank = load_bank(bank_spec, examples)
-    rows, seconds, tokens = run_bank(teacher, task, bank, dialogues)
-    fixed = with_prior(rows, prior, task, teacher, bank, dialogues)
-    prompt_ids = [p.id for p in bank.usable()]
+    causal = bank_spec == CAUSAL
+    bank = load_bank("choice_names@v1" if causal else bank_spec, examples)
+    if causal:
+        rows, seconds, tokens = causal_rows(teacher, task, dialogues)
+        fixed = with_prior(rows, prior, task)
+        prompt_ids = [CAUSAL]
+    else:
+        rows, seconds, tokens = run_bank(teacher, task, bank, dialogues)
+        fixed = with_prior(rows, prior, task, teacher, bank, dialogues)
+        prompt_ids = [p.id for p in bank.usable()]
     expected = ensemble(fixed, prompt_ids, task)
     out = {"labels": len(rows), "seconds_per_label": round(seconds / len(rows), 4),
            "tokens_evaluated_per_label": round(tokens / len(rows), 1),
            "majority_class_accuracy": round(majority(rows, task)["accuracy"], 4),
            "expected": {**evaluate(expected, fixed, task), "ece_m5": evaluate(expected, fixed, task, 5)["ece"]}}
     config = ScoringConfig(estimator="votes", votes=max(NS), sampler="distribution")
-    vote_rows, _, _ = run_bank(teacher, task, bank, dialogues, config)
+    vote_rows = drawn_votes(rows, task, max(NS)) if causal else run_bank(teacher, task, bank, dialogues, config)[0]
     by_n = {}
     for n in NS:
         shares = vote_shares_at(vote_rows, n, task, prior)
@@ -64,6 +95,9 @@ def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_di
     plot_reliability({"expected": (expected[keep], gold), "votes N=30": (vote_shares_at(vote_rows, 30, task, prior)[keep], gold),
                       "votes N=1": (vote_shares_at(vote_rows, 1, task, prior)[keep], gold)},
                      PLOTS / f"{tag}.reliability.png", title=tag)
+    if causal:
+        out["generate_check"] = "causal mode has no generation path; its votes are drawn from its distribution"
+        return out
     # real generated votes on the first dialogues, against the drawn ones
     some = dialogues[:check_dialogues]
     started = time.perf_counter()
