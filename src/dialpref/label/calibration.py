@@ -156,7 +156,7 @@ def plot_ece_by_n(series: dict[str, dict[int, float]], path: Path, expected: dic
                   title: str = "ECE against ensemble size") -> Path:
     """ECE of the votes at each N, with the expected estimator as a horizontal line."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for name, points in series.items():
         ns = sorted(points)
         line, = ax.plot(ns, [points[n] for n in ns], marker="o", label=f"votes: {name}")
@@ -165,7 +165,7 @@ def plot_ece_by_n(series: dict[str, dict[int, float]], path: Path, expected: dic
     ax.set_xlabel("N (answers per utterance)")
     ax.set_ylabel("ECE")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
