@@ -1,18 +1,16 @@
 """The teacher cache: keys change with anything that changes the answer; kill -9 loses no finished call."""
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from dialpref.teachers import CachedTeacher, ChatRequest, TeacherCache
 from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
 from fake_openai import FakeOpenAI
+from kill_midway import kill_after_stored
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -49,18 +47,7 @@ def test_kill_9_midway_then_rerun_repeats_no_completed_call(tmp_path):
     db = tmp_path / "cache.sqlite"
     with FakeOpenAI(delay=0.05) as fake:
         child = subprocess.Popen([sys.executable, "-c", CHILD, fake.url, str(db)], stdout=subprocess.PIPE)
-        deadline = time.time() + 60
-        stored = 0
-        while time.time() < deadline and stored < 10:
-            time.sleep(0.05)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as conn:
-                        stored = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
-                except sqlite3.OperationalError:
-                    pass
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+        kill_after_stored(child, db, 10, timeout=60)
         with sqlite3.connect(db) as conn:
             done_before = {json.loads(r[0])["messages"][0]["content"] for r in
                            conn.execute("SELECT request FROM calls")}

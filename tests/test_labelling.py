@@ -2,12 +2,9 @@
 
 import json
 import math
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -24,6 +21,7 @@ from dialpref.teachers.cache import CachedTeacher, TeacherCache
 from dialpref.teachers.calls import option_probs
 from dialpref.teachers.factory import make_teacher
 from tests.fake_openai import FakeOpenAI
+from tests.kill_midway import kill_after_stored
 
 runner = CliRunner()
 TASK = BUILTIN["dialogue_act"]
@@ -189,16 +187,7 @@ def test_label_run_killed_midway_resumes_without_repeating_a_call(smollm2, share
     db = tmp_path / "cache.sqlite"
     args = [str(shared_data / "dailydialog" / "data.zip"), str(tmp_path / "s.jsonl"), str(db)]
     child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stderr=subprocess.DEVNULL)
-    stored, deadline = 0, time.time() + 240
-    while time.time() < deadline and stored < 15:
-        time.sleep(0.2)
-        try:
-            with sqlite3.connect(db) as conn:
-                stored = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
-        except sqlite3.OperationalError:
-            pass
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    kill_after_stored(child, db, 15, timeout=240, poll=0.2)
     with sqlite3.connect(db) as conn:
         before = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
     rerun = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=600)
