@@ -11,9 +11,9 @@ import numpy as np
 from _common import SHARED_DATA
 from dialpref.data import read_dialogues
 from dialpref.label.bank import Bank, examples_from
-from dialpref.label.calibration import arrays, quality
+from dialpref.label.calibration import quality
 from dialpref.label.prior import apply_priors, correct, estimate_priors
-from dialpref.label.scoring import ScoringConfig, score_dialogue
+from dialpref.label.scoring import ScoringConfig, score_dialogue, votes_to_scores
 from dialpref.label.tasks import BUILTIN, TaskSpec
 
 # name -> (path, task, split for evaluation, split for few-shot examples)
@@ -83,15 +83,9 @@ def vote_shares_at(rows: Sequence[dict], n: int, task: TaskSpec, prior: str = "n
             shares.setdefault(vote["prompt_id"], []).append(vote)
         dists = {}
         for pid, votes in shares.items():
-            counts = {c: 0.0 for c in classes}
-            valid = 0
-            for vote in votes:
-                if vote["classes"]:
-                    valid += 1
-                    for c in vote["classes"]:
-                        counts[c] += 1 / len(vote["classes"])
+            share, valid = votes_to_scores(votes, classes)
             if valid:
-                dists[pid] = {c: v / valid for c, v in counts.items()}
+                dists[pid] = share
         per_row.append(dists)
     if prior == "unlabelled":
         pids = {p for d in per_row for p in d}
@@ -104,5 +98,5 @@ def vote_shares_at(rows: Sequence[dict], n: int, task: TaskSpec, prior: str = "n
     return np.array(out)
 
 
-__all__ = ["arrays", "DATASETS", "load_set", "majority", "run_bank", "with_prior", "ensemble", "evaluate",
+__all__ = ["DATASETS", "load_set", "majority", "run_bank", "with_prior", "ensemble", "evaluate",
            "vote_shares_at"]

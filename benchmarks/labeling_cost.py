@@ -59,7 +59,7 @@ def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: 
                 continue
             fresh = normalise(teacher.fresh_option_logprobs([head, *segments[:i + 1], ask], task.class_names).logprobs)
             fresh_diff = max(fresh_diff, max(abs(fresh[c] - causal[k]["scores"][c]) for c in fresh))
-            utterance_tokens += len(teacher.llm.tokenize(segments[i].encode("utf-8"), add_bos=False))
+            utterance_tokens += len(teacher.tokenize_piece(segments[i]))
             k += 1
     out["labels"] = n
     out["tokens_per_label"] = {"naive": round(naive_tok / n, 1), "prefix_reuse": round(reuse_tok / n, 1),
@@ -81,7 +81,7 @@ def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: 
     vote_rows, vote_s, vote_prompt_tok = timed(
         teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d, config)])
     m = len(exp_rows)
-    completion_tokens = sum(len(teacher.llm.tokenize(v["raw"].encode(), add_bos=False)) + 1
+    completion_tokens = sum(len(teacher.tokenize_piece(v["raw"])) + 1
                             for r in vote_rows for v in r["votes"])
     per_vote_inprocess = (vote_prompt_tok + completion_tokens) / (m * votes_n)
     per_vote_api = (sum(r["prompt_tokens"] for r in vote_rows) + completion_tokens) / (m * votes_n)

@@ -5,7 +5,6 @@ import math
 import sqlite3
 import subprocess
 import sys
-from collections import Counter
 
 import pytest
 from typer.testing import CliRunner
@@ -71,8 +70,8 @@ def test_causal_mode_reads_each_turn_once_and_matches_the_fresh_prompt(smollm2):
     head, segments, ask = causal_pieces(TASK, DIALOGUE)
     spent = smollm2.evaluated_tokens - before
     head_tokens = len(smollm2.tokenize(head))
-    turn_tokens = sum(len(smollm2.llm.tokenize(s.encode(), add_bos=False)) for s in segments)
-    ask_tokens = len(smollm2.llm.tokenize(ask.encode(), add_bos=False))
+    turn_tokens = sum(len(smollm2.tokenize_piece(s)) for s in segments)
+    ask_tokens = len(smollm2.tokenize_piece(ask))
     assert spent <= head_tokens + turn_tokens + 4 * ask_tokens  # every turn once, plus a short question each
     for i, row in enumerate(rows):
         fresh = smollm2.fresh_option_logprobs([head, *segments[:i + 1], ask], TASK.class_names)
@@ -129,7 +128,7 @@ def test_label_cli_writes_parquet_and_jsonl_that_datasets_loads(smollm2, shared_
                 "prompt_ids", "raw_outputs", "errors", "prompt_tokens"} <= set(loaded.column_names)
         assert set(loaded[0]["scores"]) == set(TASK.classes) and loaded[0]["prompt_ids"] == ["choice_names@v1",
                                                                                             "yes_no@v1"]
-        summary = json.loads((tmp_path / f"scores.summary.json").read_text())
+        summary = json.loads((tmp_path / "scores.summary.json").read_text())
         assert summary["gold"]["n"] == len(loaded) and 0 <= summary["gold"]["ece"] <= 1
         assert (tmp_path / "scores.reliability.png").exists()
 

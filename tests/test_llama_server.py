@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from dialpref.teachers import ChatRequest, option_probs, sample, structured
+from dialpref.teachers import option_probs, sample, structured
 from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -281,8 +280,7 @@ def calibrate(
 
     from dialpref.label import calibration as cal
     from dialpref.label.output import read_rows, write_rows
-    from dialpref.label.run import VOTE_CURVE
-    from dialpref.label.scoring import scores_at
+    from dialpref.label.run import ece_by_n
     from dialpref.label.tasks import load_task
 
     spec = load_task(task)
@@ -301,16 +299,12 @@ def calibrate(
         report["after"] = cal.quality(after, gold, buckets)
         curves[f"after {method}"] = (after, gold)
         if output is not None:
-            fixed, k = [], 0
+            fixed = []
             for row in rows:
-                if row.get("scores") and row.get("gold") in classes:
-                    new = dict(zip(classes, map(float, after[k])))
-                    k += 1
-                elif row.get("scores"):
-                    new = dict(zip(classes, map(float, calibrator.transform(
-                        np.array([[row["scores"][c] for c in classes]]))[0])))
-                else:
-                    new = None
+                new = None
+                if row.get("scores"):
+                    scored = calibrator.transform(np.array([[row["scores"][c] for c in classes]]))[0]
+                    new = dict(zip(classes, map(float, scored)))
                 fixed.append({**row, "scores_uncalibrated": row.get("scores"), "scores": new,
                               "predicted": max(new, key=new.get) if new else None, "calibration": report["calibrator"]})
             write_rows(fixed, output)
@@ -318,11 +312,7 @@ def calibrate(
     report["reliability_png"] = str(cal.plot_reliability(curves, plots / "reliability.png", buckets,
                                                          title=f"{spec.name}: reliability"))
     if rows and rows[0].get("estimator") == "votes" and rows[0].get("votes"):
-        n_max = max(len(r["votes"]) for r in rows)
-        curve = {}
-        for n in sorted({n for n in VOTE_CURVE if n <= n_max} | {n_max}):
-            p, g = cal.arrays([{**r, "scores": scores_at(r, n, classes)} for r in rows], classes)
-            curve[n] = round(cal.ece(p, g, buckets), 4)
+        curve = ece_by_n(rows, classes, buckets)
         report["ece_by_n"] = curve
         report["ece_by_n_png"] = str(cal.plot_ece_by_n({spec.name: curve}, plots / "ece_by_n.png"))
     console.print_json(json.dumps(report))

@@ -20,7 +20,7 @@ from typing import Any
 
 from dialpref.data.schema import Dialogue
 from dialpref.label.bank import environment
-from dialpref.label.scoring import ScoringConfig, _new_row, finish_row
+from dialpref.label.scoring import ScoringConfig, finish_row, new_row
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import OptionScores, Teacher, TeacherError
 from dialpref.teachers.cache import CachedTeacher
@@ -51,7 +51,7 @@ def label_causal(teacher: Teacher, task: TaskSpec, dialogue: Dialogue,
     head, segments, ask = causal_pieces(task, dialogue, instructions)
     options = task.class_names
     cache = teacher.cache if isinstance(teacher, CachedTeacher) else None
-    keys = [teacher._key("causal", {"text": head + "".join(segments[:i + 1]) + ask, "options": options})
+    keys = [teacher.key("causal", {"text": head + "".join(segments[:i + 1]) + ask, "options": options})
             if cache is not None else None for i in range(len(segments))]
     stored = [cache.get(k) if cache is not None else None for k in keys]
     targets = [i for i, t in enumerate(dialogue.turns) if task.labelled(t)]
@@ -67,7 +67,7 @@ def label_causal(teacher: Teacher, task: TaskSpec, dialogue: Dialogue,
     rows = []
     for i in targets:
         scores = OptionScores(**stored[i])
-        row = _new_row(task, dialogue, i, teacher, config)
+        row = new_row(task, dialogue, i, teacher, config)
         row["prompt_ids"] = [PROMPT_ID]
         row["per_prompt"] = {PROMPT_ID: normalise(scores.logprobs)}
         row["raw_outputs"] = [{"prompt_id": PROMPT_ID, "class": None, "output": json.dumps(scores.logprobs)}]

@@ -115,6 +115,16 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     return summary
 
 
+def ece_by_n(rows: Sequence[dict], classes: Sequence[str], buckets: int = 10) -> dict[int, float]:
+    """ECE of votes rows using only their first N votes, for N on the curve up to the votes they hold."""
+    n_max = max((len(r["votes"]) for r in rows), default=0)
+    curve = {}
+    for n in sorted({n for n in VOTE_CURVE if n <= n_max} | {n_max} - {0}):
+        probs, gold = calibration.arrays([{**r, "scores": scores_at(r, n, classes)} for r in rows], classes)
+        curve[n] = round(calibration.ece(probs, gold, buckets), 4)
+    return curve
+
+
 def _quality(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path) -> dict[str, Any]:
     """Against gold, where the dialogues have it: accuracy, macro-F1, ECE, and the plots."""
     probs, gold = calibration.arrays(rows, task.class_names)
@@ -125,12 +135,7 @@ def _quality(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path
         {config.estimator: (probs, gold)}, output.with_name(output.stem + ".reliability.png"), config.buckets,
         title=f"{task.name}: {config.estimator}"))
     if config.estimator == "votes":
-        curve = {}
-        for n in [n for n in VOTE_CURVE if n <= config.votes] + ([config.votes] if config.votes not in VOTE_CURVE
-                                                                 else []):
-            at_n = [{**r, "scores": scores_at(r, n, task.class_names)} for r in rows]
-            p, g = calibration.arrays(at_n, task.class_names)
-            curve[n] = calibration.ece(p, g, config.buckets)
+        curve = ece_by_n(rows, task.class_names, config.buckets)
         result["ece_by_n"] = curve
         result["ece_by_n_png"] = str(calibration.plot_ece_by_n(
             {task.name: curve}, output.with_name(output.stem + ".ece_by_n.png")))

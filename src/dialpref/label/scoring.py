@@ -20,11 +20,11 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from dialpref.data.schema import Dialogue
-from dialpref.label.bank import (Bank, PromptSpec, Query, dialogue_queries,
-                                 utterance_queries, dialogue_list_schema)
+from dialpref.label.bank import (Bank, PromptSpec, Query, dialogue_list_schema, dialogue_queries,
+                                 utterance_queries)
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import ChatRequest, Completion, Teacher, TeacherError, stable_hash
 from dialpref.teachers.calls import extract_json, normalise
@@ -119,7 +119,7 @@ def draw(probs: dict[str, float], rng: random.Random, temperature: float, top_k:
 
 
 # --- one dialogue ------------------------------------------------------------------------------
-def _new_row(task: TaskSpec, dialogue: Dialogue, index: int, teacher: Teacher, config: ScoringConfig) -> dict:
+def new_row(task: TaskSpec, dialogue: Dialogue, index: int, teacher: Teacher, config: ScoringConfig) -> dict:
     turn = dialogue.turns[index]
     return {"dialogue_id": dialogue.id, "turn_index": index, "speaker": turn.speaker, "role": turn.role,
             "text": turn.text, "gold": task.gold(turn.labels), "task": task.name, "teacher": teacher.model,
@@ -131,7 +131,7 @@ def score_dialogue(teacher: Teacher, task: TaskSpec, bank: Bank, dialogue: Dialo
                    config: ScoringConfig = ScoringConfig()) -> list[dict[str, Any]]:
     """One row per labelled utterance of `dialogue`: S per class, per-prompt scores, votes, provenance."""
     targets = [i for i, t in enumerate(dialogue.turns) if task.labelled(t)]
-    rows = {i: _new_row(task, dialogue, i, teacher, config) for i in targets}
+    rows = {i: new_row(task, dialogue, i, teacher, config) for i in targets}
     prompts = bank.usable()
     if not prompts:
         raise ValueError("the bank has no usable prompt (few-shot prompts need gold examples)")
@@ -142,13 +142,9 @@ def score_dialogue(teacher: Teacher, task: TaskSpec, bank: Bank, dialogue: Dialo
             shots = bank.shots_for(prompt, task)
             for i in targets:
                 _expected_one(teacher, task, prompt, dialogue, i, shots, rows[i])
-        for row in rows.values():
-            finish_row(row, task)
     else:
         _votes(teacher, task, bank, prompts, dialogue, targets, rows, config)
-        for row in rows.values():
-            finish_row(row, task)
-    return [rows[i] for i in targets]
+    return [finish_row(rows[i], task) for i in targets]
 
 
 def _expected_one(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue: Dialogue, index: int,
@@ -216,7 +212,7 @@ def _votes(teacher: Teacher, task: TaskSpec, bank: Bank, prompts: Sequence[Promp
             queries = utterance_queries(prompt, task, dialogue, i, shots)
             answers = (_sampled_answers(teacher, queries, samples, rows[i], config)
                        if config.sampler == "generate" else
-                       _drawn_answers(teacher, task, queries, samples, rows[i], dialogue, i, config))
+                       _drawn_answers(teacher, queries, samples, rows[i], dialogue, i, config))
             for k, sample, vote_classes, raw in answers:
                 collected[i][k] = {"prompt_id": prompt.id, "sample": sample, "classes": vote_classes, "raw": raw}
     for i in targets:
@@ -261,8 +257,8 @@ def _sampled_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequen
         yield k, sample, _vote_from(queries, answers), json.dumps(raws) if len(raws) > 1 else raws[0]
 
 
-def _drawn_answers(teacher: Teacher, task: TaskSpec, queries: Sequence[Query], samples: Sequence[tuple[int, int]],
-                   row: dict, dialogue: Dialogue, index: int, config: ScoringConfig):
+def _drawn_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequence[tuple[int, int]], row: dict,
+                   dialogue: Dialogue, index: int, config: ScoringConfig):
     try:
         dists = []
         for query in queries:
@@ -284,8 +280,9 @@ def _list_votes(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue: 
                 samples: Sequence[tuple[int, int]], rows: dict[int, dict], collected: dict[int, dict[int, dict]],
                 config: ScoringConfig) -> None:
     queries = dialogue_queries(prompt, task, dialogue)
-    requests = [ChatRequest.make(q.messages, json_schema=dialogue_list_schema(len(dialogue.turns)), temperature=config.temperature,
-                                 top_k=config.top_k, top_p=config.top_p, max_tokens=config.list_max_tokens,
+    schema = dialogue_list_schema(len(dialogue.turns))
+    requests = [ChatRequest.make(q.messages, json_schema=schema, temperature=config.temperature, top_k=config.top_k,
+                                 top_p=config.top_p, max_tokens=config.list_max_tokens,
                                  seed=config.seed + sample, sample_index=sample)
                 for _, sample in samples for q in queries]
     results = teacher.complete_many(requests)
@@ -321,16 +318,6 @@ def _parse_list(result, prompt: PromptSpec, sample: int, rows: dict[int, dict], 
     for i in targets:
         rows[i]["errors"].append(f"{prompt.id} sample {sample}: {problem}")
     return None
-
-
-def score_dialogues(teacher: Teacher, task: TaskSpec, bank: Bank, dialogues: Iterable[Dialogue],
-                    config: ScoringConfig = ScoringConfig(),
-                    on_dialogue: Callable[[list[dict]], None] | None = None) -> Iterator[dict[str, Any]]:
-    for dialogue in dialogues:
-        rows = score_dialogue(teacher, task, bank, dialogue, config)
-        if on_dialogue is not None:
-            on_dialogue(rows)
-        yield from rows
 
 
 def scores_at(row: dict, n: int, classes: Sequence[str]) -> dict[str, float] | None:

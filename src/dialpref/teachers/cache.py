@@ -88,13 +88,14 @@ class CachedTeacher(BatchedMixin):
     def identity(self) -> dict[str, Any]:
         return self.teacher.identity()
 
-    def _key(self, kind: str, payload: dict[str, Any]) -> str:
+    def key(self, kind: str, payload: dict[str, Any]) -> str:
+        """The cache key of a call of `kind` with `payload` to this teacher."""
         return stable_hash({"kind": kind, "backend": self.backend, "model": self.teacher.identity(),
                             **payload})
 
     def complete_many(self, requests: Sequence[ChatRequest],
                       on_result: ResultCallback | None = None) -> list[Completion | Exception]:
-        keys = [self._key("chat", r.key_fields()) for r in requests]
+        keys = [self.key("chat", r.key_fields()) for r in requests]
         results: list[Completion | Exception | None] = [None] * len(requests)
         todo: list[int] = []
         for index, key in enumerate(keys):
@@ -121,7 +122,7 @@ class CachedTeacher(BatchedMixin):
 
     def option_logprobs(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         payload = {"messages": [dict(m) for m in messages], "options": list(options)}
-        key = self._key("options", payload)
+        key = self.key("options", payload)
         stored = self.cache.get(key)
         if stored is not None:
             return OptionScores(**{**stored, "cached": True})

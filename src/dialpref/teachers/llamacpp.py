@@ -79,6 +79,10 @@ class LlamaCppTeacher(SequentialMixin):
             tokens = tokens[1:]
         return tokens
 
+    def tokenize_piece(self, text: str) -> list[int]:
+        """Tokens of text that continues a prompt (no BOS, special tokens as plain text)."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
     # --- protocol -------------------------------------------------------------------------
     def complete(self, request: ChatRequest) -> Completion:
         prompt, stop = self.render(request.message_list)
@@ -134,7 +138,7 @@ class LlamaCppTeacher(SequentialMixin):
         for option in options:
             firsts = []
             for variant in (option, " " + option):
-                toks = self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
+                toks = self.tokenize_piece(variant)
                 if toks and toks[0] not in firsts:
                     firsts.append(toks[0])
             for tok in firsts:
@@ -185,8 +189,8 @@ class LlamaCppTeacher(SequentialMixin):
         grows by the segment plus the ask.
         """
         ids = self.option_token_ids(options)
-        pieces = [self.llm.tokenize(s.encode("utf-8"), add_bos=False, special=False) for s in segments]
-        ask_tokens = self.llm.tokenize(ask.encode("utf-8"), add_bos=False, special=False)
+        pieces = [self.tokenize_piece(s) for s in segments]
+        ask_tokens = self.tokenize_piece(ask)
         context = self.tokenize(head)
         total = len(context) + sum(len(p) for p in pieces) + len(ask_tokens)
         if total >= self.llm.n_ctx():
@@ -212,7 +216,7 @@ class LlamaCppTeacher(SequentialMixin):
         ids = self.option_token_ids(options)
         tokens = self.tokenize(text_pieces[0])
         for piece in text_pieces[1:]:
-            tokens += self.llm.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
+            tokens += self.tokenize_piece(piece)
         self.llm.n_tokens = 0
         self.llm.eval(tokens)
         self.evaluated_tokens += len(tokens)
