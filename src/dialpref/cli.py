@@ -422,5 +422,14 @@ def quickstart(
     console.print(f"done: see {output}/scores.jsonl (one row per utterance, P(class) in 'scores').")
 
 
+def _register_students() -> None:
+    from dialpref.cli_student import predict, student_app
+
+    app.add_typer(student_app, name="student")
+    app.command("predict")(predict)
+
+
+_register_students()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

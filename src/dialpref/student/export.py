@@ -1,0 +1,82 @@
+"""CPU serving: the student exported to ONNX, optionally int8 (dynamic quantisation), run by ONNX Runtime.
+
+`export_onnx` writes `model.onnx` (fp32) and `model.int8.onnx` into the student's folder; `OnnxStudent`
+loads either with the student's tokenizer and sidecar and offers the same `predict_proba` / `predict`,
+so `StreamingClassifier` and the benchmarks use it in place of the torch model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dialpref.data.windows import Window
+from dialpref.label.tasks import TaskSpec
+from dialpref.student.model import SIDECAR, Student, StudentConfig
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_onnx(student: Student, folder: str | Path, int8: bool = True) -> dict[str, Path]:
+    """Write model.onnx (and model.int8.onnx) beside a saved student; return their paths."""
+    folder = Path(folder)
+    if not (folder / SIDECAR).exists():
+        student.save(folder)
+    model = student.model.eval()
+    sample = student._collate(student._tokens([Window("x", 0, "A: hello there", "B: hi")]))([0])
+    fp32 = folder / "model.onnx"
+    with torch.inference_mode():
+        torch.onnx.export(model, tuple(sample[k] for k in INPUTS), str(fp32), input_names=list(INPUTS),
+                          output_names=["logits"], opset_version=17, dynamo=False,
+                          dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in INPUTS}, "logits": {0: "batch"}})
+    paths = {"fp32": fp32}
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        paths["int8"] = folder / "model.int8.onnx"
+        quantize_dynamic(str(fp32), str(paths["int8"]), weight_type=QuantType.QInt8)
+    return paths
+
+
+class OnnxStudent:
+    """A saved student served by ONNX Runtime: `precision` 'fp32' or 'int8'."""
+
+    def __init__(self, folder: str | Path, precision: str = "int8", threads: int = 1) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        name = {"fp32": "model.onnx", "int8": "model.int8.onnx"}.get(precision)
+        if name is None:
+            raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder / name} is missing: export it with `dialpref student export {folder}`")
+        sidecar = json.loads((folder / SIDECAR).read_text())
+        self.task = TaskSpec.from_dict(sidecar["task"], str(folder / SIDECAR))
+        self.config = StudentConfig(encoder=str(folder), **sidecar["config"])
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.tokenizer.truncation_side = "left"
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+
+    def predict_proba(self, windows: Sequence[Window], batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(windows), len(self.task.classes)), dtype=np.float32)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].text) + len(windows[i].context))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            enc = self.tokenizer([windows[i].text for i in batch], [windows[i].context for i in batch],
+                                 truncation="longest_first", max_length=self.config.max_length, padding=True,
+                                 return_tensors="np")
+            logits = self.session.run(["logits"], {k: enc[k].astype(np.int64) for k in INPUTS})[0]
+            logits = logits - logits.max(-1, keepdims=True)
+            out[batch] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        return out
+
+    def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
+        return [self.task.class_names[i] for i in self.predict_proba(windows, batch_size).argmax(-1)]

