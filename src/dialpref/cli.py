@@ -402,24 +402,38 @@ def bank_select(
 # Gemma-3-270M (a base model) in causal completion form was the only configuration at or above the
 # majority class on both dev sets (DailyDialog acts and MELD sentiment).
 QUICKSTART_TEACHER = "gemma3-270m"
-QUICKSTART_LABEL = {"mode": "causal", "prior": "none"}
+SHARED_DAILYDIALOG = Path("../shared/data/dailydialog/data.zip")
 
 
 @app.command("quickstart")
 def quickstart(
-    source: str = typer.Option("chitchat", help="Dialogues to use; default: the chitchat-dataset package."),
-    dialogues: int = typer.Option(3, help="How many dialogues the teacher labels."),
+    source: str = typer.Option("auto", help="Dialogues: 'auto' (DailyDialog from ../shared/data when present, "
+                                            "with gold acts; else the chitchat-dataset package, no gold) or a file."),
+    train_dialogues: int = typer.Option(40, help="Dialogues the teacher labels for the student."),
+    eval_dialogues: int = typer.Option(20, help="Held-out dialogues to evaluate on."),
+    gold_fraction: float = typer.Option(0.1, help="Share of the training utterances' gold labels to fine-tune on."),
     teacher: str = typer.Option(QUICKSTART_TEACHER, help=TEACHER_HELP),
     output: Path = typer.Option(Path("runs/quickstart"), help="Run folder."),
 ) -> None:
-    """The main job on embedded defaults: inspect real dialogues, then label a few with the teacher."""
+    """The whole method on embedded defaults, in minutes: real dialogues -> teacher scores -> pairwise
+    student -> gold fine-tune -> evaluation, with one HTML report (runs/quickstart/report.html)."""
+    from dialpref.pipeline import DistillConfig, distill_run
+
+    if source == "auto":
+        source = str(SHARED_DAILYDIALOG) if SHARED_DAILYDIALOG.exists() else "chitchat"
+    splits = ("train", "test") if source.endswith("dailydialog/data.zip") else (None, None)
     console.rule("1/2  the data")
-    data_inspect(source=source, format=None, split=None, rejects=output / "rejects.jsonl", show=1)
-    console.rule("2/2  teacher labelling (dialogue acts)")
-    _label_run(source, "dialogue_act", teacher, "default", dialogues, None, output / "scores.jsonl",
-               output / "teacher-cache.sqlite",
-               dict(QUICKSTART_LABEL) if not teacher.startswith(("http://", "https://")) else {})
-    console.print(f"done: see {output}/scores.jsonl (one row per utterance, P(class) in 'scores').")
+    data_inspect(source=source, format=None, split=splits[0], rejects=output / "rejects.jsonl", show=1)
+    console.rule("2/2  teacher -> pairwise student -> evaluation (dialogue acts)")
+    config = DistillConfig(source=source, teacher=teacher, train_split=splits[0], eval_split=splits[1],
+                           train_dialogues=train_dialogues, eval_dialogues=eval_dialogues, gold_fraction=gold_fraction)
+    try:
+        result = distill_run(config, output, output / "teacher-cache.sqlite", say=lambda m: console.print(f"[bold]{m}"))
+    except (ValueError, RuntimeError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+    _out().print_json(json.dumps({k: v for k, v in result.items() if k != "config"}))
+    console.print(f"done: open {result['report']} (student in {output}/student, Hugging Face format).")
 
 
 def _register_students() -> None:

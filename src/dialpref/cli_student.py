@@ -78,7 +78,7 @@ def student_train(
     context: int = typer.Option(2, help="Previous utterances each window shows."),
     max_length: int = typer.Option(64, help="Tokens per window; the oldest context is cut first."),
     epochs: float = typer.Option(1.0), steps: Optional[int] = typer.Option(None, help="Optimiser steps (overrides epochs)."),
-    batch: int = typer.Option(32, help="Windows per batch."), lr: float = typer.Option(5e-5),
+    batch: int = typer.Option(32, help="Windows per batch."), lr: float = typer.Option(1e-4),
     seed: int = typer.Option(0), threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ) -> None:
     """Pretrain a student on teacher scores.
@@ -123,7 +123,7 @@ def student_finetune(
     dialogues: Optional[int] = typer.Option(None, help="Read at most this many dialogues."),
     fraction: float = typer.Option(1.0, help="Fine-tune on this fraction of the gold utterances (drawn with --seed)."),
     epochs: float = typer.Option(3.0), steps: Optional[int] = typer.Option(None),
-    batch: int = typer.Option(16), lr: float = typer.Option(5e-5), seed: int = typer.Option(0),
+    batch: int = typer.Option(16), lr: float = typer.Option(1e-4), seed: int = typer.Option(0),
     threads: Optional[int] = typer.Option(None),
 ) -> None:
     """Fine-tune a student on gold labels (cross-entropy): the paper's last stage."""

@@ -26,8 +26,8 @@ class TrainConfig:
     epochs: float = 1.0
     steps: int | None = None
     batch_windows: int = 32
-    learning_rate: float = 5e-5
-    head_learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
     max_grad_norm: float = 1.0
