@@ -108,3 +108,44 @@ def test_onnx_export_matches_torch_and_streaming_matches_batch(trained, tmp_path
     live = [stream.add(t.speaker, t.text, t.role) for t in dialogues()[0].turns]
     batch = reference[:6]
     assert np.allclose([[p[c] for c in TASK.class_names] for p in live], batch, atol=1e-5)
+
+
+def test_cli_train_finetune_export_predict(tmp_path):
+    """`dialpref student train|finetune|export` and `dialpref predict` on files, as a user runs them."""
+    pytest.importorskip("onnxruntime")
+    from typer.testing import CliRunner
+
+    from dialpref.cli import app
+
+    runner = CliRunner()
+    source = tmp_path / "dialogues.jsonl"
+    source.write_text("".join(d.to_json() + "\n" for d in dialogues(4)))
+    # teacher scores as `dialpref label` writes them (no teacher needed for this test)
+    rows = []
+    for d in dialogues(4):
+        for i, t in enumerate(d.turns):
+            q = 0.8 if t.text.endswith("?") else 0.1
+            rows.append({"dialogue_id": d.id, "turn_index": i, "speaker": t.speaker, "role": t.role, "text": t.text,
+                         "task": "dialogue_act", "gold": None,
+                         "scores": {"inform": 0.85 - q, "question": q, "directive": 0.1, "commissive": 0.05}})
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pre = tmp_path / "pre"
+    result = runner.invoke(app, ["student", "train", str(scores), "--output", str(pre), "--steps", "2", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert (pre / "dialpref_student.json").exists() and (pre / "config.json").exists()
+    tuned = tmp_path / "tuned"
+    result = runner.invoke(app, ["student", "finetune", str(pre), str(source), "--output", str(tuned),
+                                 "--steps", "2", "--fraction", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert Student.load(tuned).config.history[-1]["phase"] == "finetune"
+    result = runner.invoke(app, ["student", "export", str(tuned)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "pred.jsonl"
+    result = runner.invoke(app, ["predict", str(tuned), str(source), "--runtime", "onnx-int8", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    predictions = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(predictions) == 24 and {p["gold"] for p in predictions} == {"question", "inform"}
+    assert '"accuracy"' in result.output
+    missing = runner.invoke(app, ["predict", str(tmp_path), str(source)])
+    assert missing.exit_code != 0 and "not a dialpref student" in str(missing.exception)

@@ -119,7 +119,7 @@ def student_finetune(
     model: Path = typer.Argument(..., help="A student folder (from `student train`)."),
     source: str = typer.Argument(..., help="Gold-labelled dialogues (the task's gold_key in each turn's labels)."),
     output: Path = typer.Option(Path("runs/student-finetuned"), help="Folder for the fine-tuned student."),
-    split: Optional[str] = typer.Option("train", help="Split of the source."),
+    split: Optional[str] = typer.Option(None, help="Only dialogues of this split (e.g. train)."),
     dialogues: Optional[int] = typer.Option(None, help="Read at most this many dialogues."),
     fraction: float = typer.Option(1.0, help="Fine-tune on this fraction of the gold utterances (drawn with --seed)."),
     epochs: float = typer.Option(3.0), steps: Optional[int] = typer.Option(None),
