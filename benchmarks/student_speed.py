@@ -88,7 +88,7 @@ def main() -> None:
     runtimes = {"torch_fp32": student, "fp32": OnnxStudent(folder, "fp32", threads=1),
                 "int8": OnnxStudent(folder, "int8", threads=1)}
     for name, predictor in runtimes.items():
-        entry = {**evaluate(predictor, test, test_gold)} if name != "torch_fp32" else evaluate(student, test, test_gold)
+        entry = evaluate(predictor, test, test_gold)
         torch.set_num_threads(1)
         entry.update(latency(predictor, test[:300]))
         torch.set_num_threads(2)

@@ -177,7 +177,7 @@ def predict(
     else:
         raise typer.BadParameter(f"runtime must be torch, onnx-fp32 or onnx-int8, not {runtime!r}")
     items = _dialogues(source, split, dialogues, output.with_name(output.stem + ".input-rejects.jsonl"))
-    windows = student.windows(items) if hasattr(student, "windows") else _windows(student, items)
+    windows = student.windows(items)
     probs = student.predict_proba(windows)
     turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
     names = student.task.class_names
@@ -200,7 +200,3 @@ def predict(
                     "macro_f1": round(f1_score(gold, pred, average="macro", labels=names, zero_division=0), 4)}
     _console().print_json(json.dumps(summary))
 
-
-def _windows(student, items):
-    from dialpref.data.windows import windows_of
-    return windows_of(items, student.config.context_turns, student.task.roles)

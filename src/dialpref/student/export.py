@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dialpref.data.windows import Window
+from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
 from dialpref.student.model import SIDECAR, Student, StudentConfig
 
@@ -66,6 +66,9 @@ class OnnxStudent:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+
+    def windows(self, dialogues) -> list[Window]:
+        return windows_of(dialogues, self.config.context_turns, self.task.roles)
 
     def predict_proba(self, windows: Sequence[Window], batch_size: int = 64) -> np.ndarray:
         out = np.zeros((len(windows), len(self.task.classes)), dtype=np.float32)

@@ -92,9 +92,8 @@ def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: 
                                    {"params": head, "lr": config.head_learning_rate}],
                                   weight_decay=config.weight_decay)
     warm = max(1, int(total * config.warmup))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm)) if s >= warm
-        else (s + 1) / warm)
+    schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to zero
+        optimizer, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     model.train()
     losses, windows, step, started = [], 0, 0, time.perf_counter()
     while step < total:
