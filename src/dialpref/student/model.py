@@ -20,7 +20,7 @@ import torch
 from dialpref.data.schema import Dialogue
 from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
-from dialpref.student.losses import LOSSES, GoldCrossEntropyLoss
+from dialpref.student.losses import LOSSES, AdaptiveMarginPairwiseLoss, GoldCrossEntropyLoss
 from dialpref.student.train import TrainConfig, run_training
 
 SIDECAR = "dialpref_student.json"
@@ -112,7 +112,7 @@ class Student:
         ids = self._tokens(windows)
         dialogues = {d: g for g, d in enumerate(dict.fromkeys(w.dialogue_id for w in windows))}
         groups = torch.tensor([dialogues[w.dialogue_id] for w in windows])
-        if type(loss).__name__ == "AdaptiveMarginPairwiseLoss":
+        if isinstance(loss, AdaptiveMarginPairwiseLoss):  # pairs need whole dialogues per batch
             units = [[] for _ in dialogues]
             for i, w in enumerate(windows):
                 units[dialogues[w.dialogue_id]].append(i)
