@@ -443,7 +443,14 @@ def _register_students() -> None:
     app.command("predict")(predict)
 
 
+def _register_synth() -> None:
+    from dialpref.cli_synth import synth_app
+
+    app.add_typer(synth_app, name="synth")
+
+
 _register_students()
+_register_synth()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

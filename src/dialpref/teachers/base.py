@@ -40,7 +40,8 @@ class ChatRequest:
     def make(cls, messages: Sequence[Message], *, json_schema: dict[str, Any] | None = None,
              choices: Sequence[str] | None = None, **params: Any) -> "ChatRequest":
         frozen = tuple(tuple(sorted((k, str(v)) for k, v in m.items())) for m in messages)
-        schema = json.dumps(json_schema, sort_keys=True) if json_schema is not None else None
+        # Key order is kept: a grammar emits properties in schema order (reasoning before the answer).
+        schema = json.dumps(json_schema) if json_schema is not None else None
         return cls(messages=frozen, json_schema=schema, choices=tuple(choices) if choices else None, **params)
 
     @property

@@ -40,6 +40,8 @@ class StructuredResult(Generic[M]):
     errors: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    evaluated_prompt_tokens: int = 0  # after prefix reuse, where the backend reports it
+    cached_calls: int = 0
 
     @property
     def ok(self) -> bool:
@@ -66,7 +68,9 @@ def structured(teacher: Teacher, messages: Sequence[Message], schema: type[M], *
     conversation = list(messages)
     result: StructuredResult[M] = StructuredResult(value=None)
     for attempt in range(retries + 1):
-        request = ChatRequest.make(conversation, json_schema=json_schema, temperature=temperature,
+        # A retry at the same temperature tends to repeat the same mistake; warm it up a little.
+        warmed = temperature if attempt == 0 else min(1.0, max(temperature, 0.3) + 0.3 * attempt)
+        request = ChatRequest.make(conversation, json_schema=json_schema, temperature=warmed,
                                    max_tokens=max_tokens, seed=seed + 1000 * attempt, sample_index=sample_index)
         try:
             completion = teacher.complete(request)
@@ -76,9 +80,15 @@ def structured(teacher: Teacher, messages: Sequence[Message], schema: type[M], *
         result.raw_outputs.append(completion.text)
         result.prompt_tokens += completion.prompt_tokens
         result.completion_tokens += completion.completion_tokens
+        result.evaluated_prompt_tokens += completion.extra.get("evaluated_prompt_tokens", completion.prompt_tokens)
+        result.cached_calls += int(completion.cached)
         try:
-            result.value = schema.model_validate_json(extract_json(completion.text))
+            # strict=False: grammars let raw newlines into strings; the meaning is plain enough to keep.
+            result.value = schema.model_validate(json.loads(extract_json(completion.text), strict=False))
             return result
+        except json.JSONDecodeError as err:
+            problem = ("the JSON was cut off (hit max_tokens)" if completion.finish_reason == "length"
+                       else f"invalid JSON: {err.msg} at character {err.pos}")
         except ValidationError as err:
             problem = _short_error(err, completion)
         result.errors.append(f"attempt {attempt + 1}: {problem}")

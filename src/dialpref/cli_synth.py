@@ -1,0 +1,104 @@
+"""`dialpref synth run|view`: ProUtt preference data from chat logs, and a page to read it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+synth_app = typer.Typer(
+    help="ProUtt synthesis: chat logs -> intent trees, category and mining / exploration reasoning, scored "
+         "predictions, chosen / rejected traces -> SFT and DPO files (TRL's conversational forms).",
+    no_args_is_help=True)
+
+
+@synth_app.command("run")
+def synth_run_command(
+    source: str = typer.Argument(..., help="Chat logs: ShareGPT, LMSYS, OpenAI messages or CrossWOZ "
+                                           "(.jsonl / .json / .gz / .zip), format detected from the content."),
+    output: Path = typer.Option(Path("runs/synth"), "--output", "-o", help="Run folder (resumes if it exists)."),
+    teacher: str = typer.Option("smollm2-135m", help="Teacher: a packaged model (smollm2-135m, gemma3-270m), a "
+                                                     ".gguf path, or an OpenAI-compatible server URL (key from "
+                                                     "$OPENAI_API_KEY)."),
+    server_model: str = typer.Option("default", help="Model name to send to a server teacher."),
+    limit: Optional[int] = typer.Option(None, help="Synthesize at most this many samples."),
+    format: Optional[str] = typer.Option(None, help="Input format, when detection is not enough."),
+    mode: str = typer.Option("last", help="Targets: 'last' user turn of each conversation (the reference) or "
+                                          "'all' user turns after the first round."),
+    part: str = typer.Option("all", help="'train' / 'test': only conversations hashed to that split (ShareGPT parts "
+                                         "of one conversation stay together), 'all' for every one."),
+    test_share: float = typer.Option(0.1, help="Share of conversations in the 'test' part."),
+    tau_high: float = typer.Option(0.8, help="top_sim at or above: the original reasoning is chosen."),
+    tau_low: float = typer.Option(0.3, help="top_sim below: the revised reasoning is chosen over the original."),
+    language: str = typer.Option("the language of the conversation",
+                                 help="Language of the predictions, e.g. 'Chinese' for CrossWOZ."),
+    history_chars: int = typer.Option(2000, help="History budget in characters (most recent rounds kept)."),
+    retries: int = typer.Option(2, help="Retries per stage after an invalid answer (the error is sent back)."),
+    temperature: float = typer.Option(0.3, help="Teacher sampling temperature."),
+    seed: int = typer.Option(0, help="Seed for sampling and negatives."),
+    concurrency: int = typer.Option(8, help="Samples in flight at once (server teachers only)."),
+    llamafactory: bool = typer.Option(False, help="Also write dpo_llamafactory.json (ShareGPT preference form)."),
+    cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (resumable runs)."),
+) -> None:
+    """Synthesize preference-labelled intent reasoning (ProUtt) from chat logs.
+
+    Writes synth.jsonl (every stage's output and provenance), sft.jsonl, dpo.jsonl, rejects.jsonl and
+    summary.json to the run folder. Example: dialpref synth run ../shared/data/sharegpt/sharegpt_v3_4k.jsonl.gz
+    --limit 20 -o runs/synth
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dialpref.cli import _out, console
+    from dialpref.proutt.run import synth_run
+    from dialpref.proutt.samples import HistoryBudget
+    from dialpref.proutt.synthesize import SynthConfig
+    from dialpref.teachers.factory import make_teacher
+
+    if mode not in ("last", "all") or part not in ("all", "train", "test"):
+        console.print("[red]--mode is 'last' or 'all'; --part is 'all', 'train' or 'test'[/red]")
+        raise typer.Exit(2)
+    try:
+        config = SynthConfig(mode=mode, history=HistoryBudget(max_chars=history_chars), retries=retries,  # type: ignore[arg-type]
+                             temperature=temperature, seed=seed, tau_high=tau_high, tau_low=tau_low, language=language)
+        config.preference  # validates the thresholds
+        llm = make_teacher(teacher, server_model=server_model, cache_path=cache, concurrency=concurrency,
+                           n_ctx=4096)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+    columns = (TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[tokens]} tokens"))
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("synth", total=None, tokens=0)
+
+        def progress(done: int, total: int, totals: dict) -> None:
+            bar.update(task, completed=done, total=total,
+                       tokens=totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0))
+
+        summary = synth_run(source, output, llm, config, format=format, part=part, test_share=test_share,  # type: ignore[arg-type]
+                            limit=limit, concurrency=concurrency, llamafactory=llamafactory, progress=progress)
+    keys = ("samples", "rejected_samples", "synthesized_this_run", "skipped_short_conversations", "tokens_per_sample",
+            "evaluated_prompt_tokens_per_sample", "seconds_per_sample", "tau_bands", "json_valid_first_try",
+            "json_valid_after_retry", "files")
+    _out().print_json(json.dumps({k: summary.get(k) for k in keys}))
+
+
+@synth_app.command("view")
+def synth_view_command(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `dialpref synth run`."),
+    output: Optional[Path] = typer.Option(None, help="HTML file (default: <run_dir>/view.html)."),
+    limit: Optional[int] = typer.Option(None, help="Show at most this many samples."),
+) -> None:
+    """One HTML page for a run: per sample the history, the intent tree as a tree, both views with
+    their scored predictions, and chosen beside rejected."""
+    from dialpref.cli import console
+    from dialpref.proutt.view import write_view
+
+    try:
+        path = write_view(run_dir, output, limit=limit)
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"wrote {path}")

@@ -1,0 +1,158 @@
+"""`dialpref synth run`: chat logs in, a run folder of synthesized samples and SFT / DPO files out.
+
+The run folder holds `synth.jsonl` (one full record per sample, appended as each
+finishes), `rejects.jsonl` (records the reader could not use, and samples that
+failed a stage after its retries, with the stage and reason), `sft.jsonl`,
+`dpo.jsonl` and `summary.json`. A rerun skips samples already in either file,
+and the teacher cache answers every call that had completed, so an interrupted
+run resumes without paying twice. Delete `rejects.jsonl` to try failed samples
+again (with a new `--seed` for new answers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from dialpref.data import Rejects, read_dialogues
+from dialpref.proutt.export import export_records
+from dialpref.proutt.samples import NextTurnSample, SampleStats, iter_samples, split_of
+from dialpref.proutt.stages import StageFailed
+from dialpref.proutt.synthesize import SynthConfig, synthesize_sample
+from dialpref.teachers.base import Teacher, TeacherError
+
+Part = Literal["all", "train", "test"]
+Progress = Callable[[int, int, dict[str, Any]], None]
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill; that sample runs again (from the cache)
+    return rows
+
+
+def select_samples(source: str, rejects: Rejects, config: SynthConfig, *, format: str | None = None,
+                   part: Part = "all", test_share: float = 0.1, limit: int | None = None,
+                   stats: SampleStats | None = None) -> list[NextTurnSample]:
+    samples = iter_samples(read_dialogues(source, rejects, format=format), mode=config.mode,
+                           max_negatives=config.max_negatives, seed=config.seed, stats=stats)
+    if part != "all":
+        samples = (s for s in samples if split_of(s, test_share=test_share) == part)
+    return list(itertools.islice(samples, limit))
+
+
+def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig = SynthConfig(), *,
+              format: str | None = None, part: Part = "all", test_share: float = 0.1, limit: int | None = None,
+              concurrency: int = 1, llamafactory: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    synth_path = out_dir / "synth.jsonl"
+    rejects_path = out_dir / "rejects.jsonl"
+    done = {row["id"] for row in read_rows(synth_path)}
+    failed_before = {row.get("id") for row in read_rows(rejects_path) if row.get("id")}
+    rejects = Rejects(rejects_path)
+    stats = SampleStats()
+    started = time.perf_counter()
+    samples = select_samples(source, rejects, config, format=format, part=part, test_share=test_share, limit=limit,
+                             stats=stats)
+    todo = [s for s in samples if s.id not in done and s.id not in failed_before]
+    lock = threading.Lock()
+    totals: Counter[str] = Counter()
+    finished = 0
+
+    def one(sample: NextTurnSample) -> None:
+        nonlocal finished
+        try:
+            row = synthesize_sample(teacher, sample, config)
+        except StageFailed as err:
+            with lock:
+                rejects.add(source=source, line=None, record_id=sample.id, reason=f"stage {err.stage}: {err.reason}",
+                            raw={"stage": err.stage, "raw_outputs": err.record.raw_outputs,
+                                 "errors": err.record.errors})
+        except TeacherError as err:
+            with lock:
+                rejects.add(source=source, line=None, record_id=sample.id, reason=f"teacher: {err}")
+        else:
+            with lock, synth_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                for key in ("prompt_tokens", "completion_tokens"):
+                    totals[key] += row["usage"][key]
+        with lock:
+            finished += 1
+            if progress is not None:
+                progress(finished, len(todo), dict(totals))
+
+    if concurrency > 1 and getattr(teacher, "backend", "") == "openai":
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in as_completed([pool.submit(one, s) for s in todo]):
+                future.result()
+    else:
+        for sample in todo:
+            one(sample)
+    rejects.close()
+
+    rows = read_rows(synth_path)
+    paths = export_records(rows, out_dir, llamafactory=llamafactory)
+    summary = summarise(rows, read_rows(rejects_path))
+    summary.update({"source": source, "samples_selected": len(samples), "synthesized_this_run": len(todo),
+                    "skipped_short_conversations": stats.skipped_short, "skipped_no_user_turn": stats.skipped_no_user,
+                    "wall_seconds_this_run": round(time.perf_counter() - started, 1), "files": paths,
+                    "teacher": teacher.identity(), "config": config.to_dict()})
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
+
+
+def summarise(rows: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens and seconds by stage, tau bands and JSON validity over a run's records."""
+    stages: dict[str, Counter] = {}
+    first_try = Counter()
+    for row in rows:
+        for name, record in row["stages"].items():
+            bucket = stages.setdefault(name, Counter())
+            bucket["calls"] += 1
+            for key in ("prompt_tokens", "completion_tokens", "evaluated_prompt_tokens", "attempts"):
+                bucket[key] += record[key]
+            bucket["seconds"] += record["seconds"]
+            first_try[record["valid_first_try"]] += 1
+    stage_failures = Counter(r["reason"].split(":")[0] for r in rejected if r.get("reason", "").startswith("stage "))
+    n = max(len(rows), 1)
+    bands = Counter(row["band"] for row in rows)
+    per_stage = {name: {"calls": c["calls"], "prompt_tokens": round(c["prompt_tokens"] / n, 1),
+                        "evaluated_prompt_tokens": round(c["evaluated_prompt_tokens"] / n, 1),
+                        "completion_tokens": round(c["completion_tokens"] / n, 1),
+                        "seconds": round(c["seconds"] / n, 2), "attempts_per_call": round(c["attempts"] / c["calls"], 2)}
+                 for name, c in stages.items()}
+    prompt = sum(r["usage"]["prompt_tokens"] for r in rows) / n
+    completion = sum(r["usage"]["completion_tokens"] for r in rows) / n
+    evaluated = sum(r["usage"]["evaluated_prompt_tokens"] for r in rows) / n
+    calls = sum(first_try.values())
+    failed = sum(stage_failures.values())
+    return {
+        "samples": len(rows), "rejected_samples": failed,
+        "stage_failures": dict(stage_failures),
+        "per_sample_by_stage": per_stage,
+        "prompt_tokens_per_sample": round(prompt, 1), "completion_tokens_per_sample": round(completion, 1),
+        "tokens_per_sample": round(prompt + completion, 1),
+        "evaluated_prompt_tokens_per_sample": round(evaluated, 1),
+        "seconds_per_sample": round(sum(r["usage"]["seconds"] for r in rows) / n, 2),
+        "tau_bands": {b: round(bands[b] / n, 3) for b in ("high", "mid", "low")},
+        "band_counts": {b: bands[b] for b in ("high", "mid", "low")},
+        # Over the stage calls of kept samples, plus the one failing stage of each rejected sample.
+        "json_valid_first_try": round(first_try[True] / (calls + failed), 3) if calls + failed else None,
+        "json_valid_after_retry": round(calls / (calls + failed), 3) if calls + failed else None,
+        "stage_calls": calls,
+    }
