@@ -164,9 +164,22 @@ class Revision(BaseModel):
 
 
 class NegativeRevision(Revision):
-    """Stage 7's negative: first two paths the user will not take, then reasoning revised toward them."""
+    """Stage 7's negative: first two paths the user will not take, then reasoning revised toward them.
+
+    Its predictions may repeat each other: it becomes the rejected trace, which is meant to be worse,
+    and small teachers repeat themselves often enough (8 of 32 ShareGPT samples with SmolLM2-135M) that
+    insisting would throw away samples whose chosen side is fine.
+    """
 
     wrong_paths: list[PathEdge] = Field(min_length=2, max_length=2)
+
+    @field_validator("predictions")
+    @classmethod
+    def _two(cls, predictions: list[str]) -> list[str]:
+        cleaned = [p.strip() for p in predictions[:2]]
+        if not all(cleaned):
+            raise ValueError("a prediction is empty")
+        return cleaned
 
     @classmethod
     def model_json_schema(cls, *args, **kwargs):  # wrong paths first: the reasoning follows from them
