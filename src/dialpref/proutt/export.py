@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dialpref.proutt.stages import render
+from dialpref.proutt.synthesize import DEFAULT_LANGUAGE
 
-DEFAULT_LANGUAGE = ""  # the prediction prompt says nothing about language unless asked
 
-
-def prediction_prompt(history: str, language: str = DEFAULT_LANGUAGE) -> str:
-    """The user message a next-utterance model answers: the same at training and prediction."""
+def prediction_prompt(history: str, language: str = "") -> str:
+    """The user message a next-utterance model answers: the same at training and prediction.
+    It names a language only when the run was given one (e.g. Chinese for CrossWOZ)."""
     return render("predict.jinja", history=history, language=language)
 
 
@@ -36,7 +36,7 @@ def _provenance(row: dict[str, Any]) -> str:
 
 def _language(row: dict[str, Any]) -> str:
     language = (row.get("config") or {}).get("language", "")
-    return "" if language.startswith("the language of") else language
+    return "" if language == DEFAULT_LANGUAGE else language
 
 
 def sft_record(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 Category = Literal["Statement", "Question", "Instruction"]
 CATEGORIES: tuple[str, ...] = ("Statement", "Question", "Instruction")
