@@ -155,10 +155,20 @@ def test_trl_trainers_load_the_records_without_conversion(tmp_path, server):
 
     from dialpref.proutt.causal_lm import load_causal_lm
 
-    chats = tmp_path / "chats.jsonl"
-    write_chats(chats, words=("alpha", "beta"))
+    # real ShareGPT and CrossWOZ conversations when ../shared is there, else the local chats
+    from conftest import SHARED_DATA
+
     out = tmp_path / "run"
-    synth_run(str(chats), out, make_teacher(server.url, cache_path=tmp_path / "c.sqlite"), SynthConfig())
+    teacher = make_teacher(server.url, cache_path=tmp_path / "c.sqlite")
+    if SHARED_DATA.exists():
+        synth_run(str(SHARED_DATA / "sharegpt" / "sharegpt_v3_4k.jsonl.gz"), out, teacher, SynthConfig(), limit=2)
+        synth_run(str(SHARED_DATA / "crosswoz" / "val.json.zip"), out, teacher, SynthConfig(language="Chinese"),
+                  limit=1)
+        assert len(read_rows(out / "synth.jsonl")) == 3
+    else:
+        chats = tmp_path / "chats.jsonl"
+        write_chats(chats, words=("alpha", "beta"))
+        synth_run(str(chats), out, teacher, SynthConfig())
     model, tokenizer = load_causal_lm()
     sft = load_dataset("json", data_files=str(out / "sft.jsonl"), split="train")
     dpo = load_dataset("json", data_files=str(out / "dpo.jsonl"), split="train")
