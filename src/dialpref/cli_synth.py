@@ -62,7 +62,6 @@ def synth_run_command(
     try:
         config = SynthConfig(mode=mode, history=HistoryBudget(max_chars=history_chars), retries=retries,  # type: ignore[arg-type]
                              temperature=temperature, seed=seed, tau_high=tau_high, tau_low=tau_low, language=language)
-        config.preference  # validates the thresholds
         llm = make_teacher(teacher, server_model=server_model, cache_path=cache, concurrency=concurrency,
                            n_ctx=4096)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Literal
 
 from pydantic import BaseModel, Field
@@ -69,8 +69,7 @@ def samples_from_dialogue(dialogue: Dialogue, *, mode: TargetMode = "last", max_
     """Targets: user turns with at least one completed round before them (the last one, or all)."""
     stats = stats if stats is not None else SampleStats()
     stats.dialogues += 1
-    messages = [ChatMessage(role=t.role if t.role in ("user", "assistant", "system") else "user", content=t.text)
-                for t in dialogue.turns]
+    messages = [ChatMessage(role=t.role, content=t.text) for t in dialogue.turns]  # roles already validated
     user_indices = [i for i, m in enumerate(messages) if m.role == "user"]
     if not user_indices:
         stats.skipped_no_user += 1
@@ -122,7 +121,6 @@ class HistoryBudget:
     max_user_chars: int = 800
     max_assistant_chars: int = 500
     max_target_chars: int = 600  # the real next turn, where a stage shows it to the teacher
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def shorten(text: str, cap: int) -> str:

@@ -63,6 +63,11 @@ def token_cap(schema: dict[str, Any]) -> int:
 
 
 @lru_cache(maxsize=None)
+def _cap_of(schema: type[BaseModel]) -> int:
+    return token_cap(schema.model_json_schema())
+
+
+@lru_cache(maxsize=None)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FunctionLoader(_load), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=False, autoescape=False)
@@ -123,7 +128,7 @@ class StageRunner:
         return [{"role": "system", "content": render("system.jinja")}, {"role": "user", "content": user}]
 
     def run(self, stage: str, schema: type[M], **variables: Any) -> M:
-        max_tokens = token_cap(schema.model_json_schema())
+        max_tokens = _cap_of(schema)
         started = time.perf_counter()
         result = structured(self.teacher, self.messages(stage, **variables), schema, retries=self.retries,
                             temperature=self.temperature, max_tokens=max_tokens,

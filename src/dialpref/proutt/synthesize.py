@@ -40,6 +40,9 @@ class SynthConfig:
     tau_low: float = 0.3
     language: str = DEFAULT_LANGUAGE
 
+    def __post_init__(self) -> None:
+        self.preference  # noqa: B018 - rejects impossible thresholds when the config is made
+
     @property
     def preference(self) -> PreferenceConfig:
         return PreferenceConfig(self.tau_high, self.tau_low)
