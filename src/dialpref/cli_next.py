@@ -178,3 +178,58 @@ def eval_command(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2), encoding="utf-8")
     _out().print_json(json.dumps(report))
+
+
+SHARED_SHAREGPT = Path("../shared/data/sharegpt/sharegpt_v3_4k.jsonl.gz")
+
+
+@next_app.command("quickstart")
+def quickstart_command(
+    source: str = typer.Option("auto", help="Chats: 'auto' (ShareGPT from ../shared/data when present, else the "
+                                            "chitchat-dataset package) or a file."),
+    samples: int = typer.Option(4, help="Conversations to synthesize training records from (~35 s each)."),
+    held_out: int = typer.Option(3, help="Held-out conversations to predict."),
+    output: Path = typer.Option(Path("runs/next-quickstart"), "--output", "-o", help="Run folder (resumes)."),
+) -> None:
+    """The whole next-utterance path in minutes on embedded defaults: synthesize a few real chats with the
+    packaged SmolLM2 teacher, SFT then DPO SmolLM2-135M with LoRA, predict held-out conversations."""
+    from rich.table import Table
+
+    from dialpref.cli import _out, console
+    from dialpref.data import Rejects
+    from dialpref.next.config import NextTrainConfig
+    from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
+    from dialpref.next.train import train
+    from dialpref.proutt.run import select_samples, synth_run
+    from dialpref.proutt.synthesize import SynthConfig
+    from dialpref.teachers.factory import make_teacher
+
+    if source == "auto":
+        source = str(SHARED_SHAREGPT) if SHARED_SHAREGPT.exists() else "chitchat"
+    console.print(f"1/4 synthesizing {samples} training samples from {source} (packaged SmolLM2 teacher)")
+    teacher = make_teacher("smollm2-135m", cache_path=output / "teacher-cache.sqlite")
+    summary = synth_run(source, output / "synth", teacher, SynthConfig(), part="train", limit=samples)
+    if not summary["samples"]:
+        console.print(f"[red]no sample survived synthesis; see {output / 'synth' / 'rejects.jsonl'}[/red]")
+        raise typer.Exit(1)
+    common = dict(data=str(output / "synth"), epochs=1.0, grad_accum=2, history_chars=800, max_length=768)
+    console.print(f"2/4 SFT on {summary['samples']} records")
+    train("sft", NextTrainConfig(output_dir=str(output / "sft"), **common))  # type: ignore[arg-type]
+    console.print("3/4 DPO from the SFT model")
+    train("dpo", NextTrainConfig(output_dir=str(output / "dpo"), model=str(output / "sft" / "merged"),
+                                 **common))  # type: ignore[arg-type]
+    rejects = Rejects(output / "held_out_rejects.jsonl")
+    tests = select_samples(source, rejects, SynthConfig(), part="test", limit=held_out)
+    rejects.close()
+    console.print(f"4/4 predicting {len(tests)} held-out conversations")
+    predictor = NextUtterancePredictor(str(output / "dpo" / "merged"),
+                                       settings=GenerationSettings(history_chars=800, batch_size=8))
+    results = predictor.predict([s.model_dump()["context"] for s in tests], [s.id for s in tests])
+    (output / "predictions.jsonl").write_text("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n"
+                                                      for p in results), encoding="utf-8")
+    table = Table("sample", "real next turn", "predictions", "error")
+    for sample, p in zip(tests, results):
+        table.add_row(sample.id, sample.target[:120], "\n".join(x[:100] for x in p.predictions) or "-", p.error or "")
+    _out().print(table)
+    console.print(f"done: models in {output}/sft/merged and {output}/dpo/merged (Hugging Face format), "
+                  f"predictions in {output}/predictions.jsonl. Score them with `dialpref next eval`.")
