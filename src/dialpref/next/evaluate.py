@@ -21,7 +21,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, field_validator
 
-from dialpref.next.parse import Prediction
+from dialpref.next.parse import Prediction, lenient_predictions
 from dialpref.proutt.samples import NextTurnSample, shorten
 from dialpref.proutt.stages import render
 from dialpref.teachers.base import Teacher
@@ -113,16 +113,20 @@ class EmbeddingSimilarity:
 
 def score_predictions(samples: Sequence[NextTurnSample], predictions: dict[str, Prediction], *,
                       judge: Teacher | None = None, embedder: EmbeddingSimilarity | None = None,
-                      progress=None) -> list[dict[str, Any]]:
-    """Per-sample rows: judge score, embedding similarity (best of four), format failure."""
+                      lenient: bool = False, progress=None) -> list[dict[str, Any]]:
+    """Per-sample rows: judge score, embedding similarity (best of four), format failure.
+    `lenient=True` scores format failures by their first lines instead of 0 (`lenient_predictions`)."""
     missing = [s.id for s in samples if s.id not in predictions]
     if missing:
         raise KeyError(f"{len(missing)} samples have no prediction, e.g. {missing[:3]}")
     preds = [predictions[s.id] for s in samples]
+    if lenient:
+        preds = [Prediction(p.sample_id, lenient_predictions(p), p.think, p.raw, p.error, p.truncated) for p in preds]
     sims = embedder.best([s.target for s in samples], [p.predictions for p in preds]) if embedder else None
     rows = []
     for i, (sample, pred) in enumerate(zip(samples, preds)):
-        row: dict[str, Any] = {"sample_id": sample.id, "format_failure": pred.failed, "error": pred.error,
+        row: dict[str, Any] = {"sample_id": sample.id, "format_failure": predictions[sample.id].failed,
+                               "error": pred.error,
                                "predictions": len(pred.predictions)}
         if sims is not None:
             row["embed_sim"] = FAILURE_SCORE if pred.failed else sims[i]

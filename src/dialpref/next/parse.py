@@ -6,6 +6,10 @@ The one rule for every system (documented in docs/next.md):
 - Simulator style: the whole generation, stripped, is one prediction.
 - A generation with no prediction is a *format failure*: it is kept with its reason, and it scores 0
   under the judge and embedding similarity and loses a pairwise comparison (a tie when both fail).
+
+`lenient_predictions` is a second, looser reading reported beside the rule (never instead of it): a
+failed generation's first four non-empty lines, tags removed, stand in for its predictions. It shows
+how much of a gap is format alone (a prompted 135M base model almost never writes `<predict>`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 PREDICT = re.compile(r"<predict>(.*?)</predict>", re.S | re.I)
 THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S | re.I)
+TAG = re.compile(r"</?(?:think|predict)>", re.I)
 MAX_PREDICTIONS = 4
 MAX_PREDICTION_CHARS = 600
 
@@ -54,3 +59,11 @@ def parse_utterances(sample_id: str, texts: list[str], *, truncated: bool = Fals
     predictions = [t.strip()[:MAX_PREDICTION_CHARS] for t in texts if t.strip()][:MAX_PREDICTIONS]
     error = None if predictions else "empty generation"
     return Prediction(sample_id, predictions, "", "\n<sep>\n".join(texts), error, truncated)
+
+
+def lenient_predictions(prediction: Prediction) -> list[str]:
+    """The parsed predictions, or (for a format failure) the generation's first four non-empty lines."""
+    if prediction.predictions:
+        return prediction.predictions
+    lines = [TAG.sub("", line).strip() for line in prediction.raw.replace("\n<sep>\n", "\n").splitlines()]
+    return [line[:MAX_PREDICTION_CHARS] for line in lines if line][:MAX_PREDICTIONS]
