@@ -78,13 +78,13 @@ def test_config_is_flags_and_yaml(tmp_path):
 
 
 def judge_reply(payload):
-    """Scores: 0.9 for a prediction saying 'right'. Pairwise: the block holding 'right' wins; with
+    """Scores: 9 points (0.9) for a prediction saying 'right'. Pairwise: the block holding 'right' wins; with
     'biased' in the real turn, always 'A' (pure position bias)."""
     title = payload["response_format"]["json_schema"]["schema"]["title"]
     text = payload["messages"][-1]["content"]
     if title == "JudgeScores":
         lines = text.split("[Predictions]")[1].strip().splitlines()
-        return json.dumps({"scores": [0.9 if "right" in line else 0.2 for line in lines if line[:1].isdigit()]})
+        return json.dumps({"scores": [9 if "right" in line else 2 for line in lines if line[:1].isdigit()]})
     if "biased" in text:
         return json.dumps({"winner": "A"})
     a, b = text.split("[System A]")[1].split("[System B]")
@@ -196,3 +196,14 @@ def test_train_resume_dpo_predict_and_eval_from_the_cli(tmp_path, synth_folder, 
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".sqlite"):
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_judge_that_stays_out_of_range_is_counted_not_averaged():
+    samples = [NextTurnSample(id="s0", dialogue_id="d0", context=[], target="hello")]
+    preds = {"s0": parse_trace("s0", "<predict>hi</predict>")}
+    with FakeOpenAI(reply_for=lambda payload: json.dumps({"scores": [12]})) as fake:
+        rows = ev.score_predictions(samples, preds, judge=make_teacher(fake.url, cache_path=None))
+        asked = len(fake.requests)
+    assert asked == 3 and rows[0]["judge_score"] is None and "scores.0" in rows[0]["judge_error"]
+    summary = ev.summarise_scores(rows)
+    assert summary["judge_failures"] == 1 and summary["judge_score"] == 0.0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from dialpref.next.parse import Prediction, lenient_predictions
 from dialpref.proutt.samples import NextTurnSample, shorten
@@ -33,15 +33,14 @@ JUDGE_TARGET_CHARS = 400
 JUDGE_PREDICTION_CHARS = 200
 
 
-class JudgeScores(BaseModel):
-    scores: list[float] = Field(min_length=1, max_length=4)
+Points = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
-    @field_validator("scores")
-    @classmethod
-    def _in_range(cls, value: list[float]) -> list[float]:
-        if any(not 0.0 <= v <= 1.0 for v in value):
-            raise ValueError("every score is between 0 and 1")
-        return value
+
+class JudgeScores(BaseModel):
+    """Whole points 0-10, divided by 10: an enum a grammar can enforce. Asked for 0-1 decimals, the
+    packaged SmolLM2 judge answered outside the range on 98 of 100 samples."""
+
+    scores: list[Points] = Field(min_length=1, max_length=4)
 
 
 class PairwiseAnswer(BaseModel):
@@ -81,8 +80,8 @@ def judge_sample(judge: Teacher, target: str, predictions: Sequence[str], *, ret
         return JudgeResult(None, "; ".join(result.errors) or "no answer")
     scores = result.value.scores
     if len(scores) < len(predictions):  # a short list: the unscored predictions get nothing
-        scores = scores + [0.0] * (len(predictions) - len(scores))
-    return JudgeResult([round(s, 3) for s in scores[:len(predictions)]])
+        scores = scores + [0] * (len(predictions) - len(scores))
+    return JudgeResult([s / 10 for s in scores[:len(predictions)]])
 
 
 class EmbeddingSimilarity:
