@@ -91,7 +91,9 @@ def predict_command(
     if (samples is None) == (conversation is None):
         console.print("[red]give exactly one of --samples or --conversation[/red]")
         raise typer.Exit(2)
-    if style not in ("proutt", "proutt_no_tree", "simulator"):
+    from dialpref.next.records import STYLES
+
+    if style not in STYLES:
         console.print(f"[red]--style: {STYLE_HELP}[/red]")
         raise typer.Exit(2)
     if conversation is not None:

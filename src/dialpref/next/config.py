@@ -45,7 +45,9 @@ class NextTrainConfig:
     limit: Optional[int] = field(default=None, metadata={"help": "Train on at most this many records."})
 
     def __post_init__(self) -> None:
-        if self.style not in ("proutt", "proutt_no_tree", "simulator"):
+        from dialpref.next.records import STYLES
+
+        if self.style not in STYLES:
             raise ValueError(f"style is proutt, proutt_no_tree or simulator, not {self.style!r}")
         if self.epochs <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 64:
             raise ValueError("epochs > 0, batch_size >= 1, grad_accum >= 1 and max_length >= 64 are needed")

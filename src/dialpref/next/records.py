@@ -10,32 +10,17 @@ The history is re-rendered from the stored context with the budget the model wil
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from dialpref.proutt.export import prediction_prompt
+from dialpref.proutt.export import prediction_prompt, row_language
 from dialpref.proutt.preference import Trace
 from dialpref.proutt.samples import HistoryBudget, render_history
-from dialpref.proutt.synthesize import DEFAULT_LANGUAGE
 
 Style = Literal["proutt", "proutt_no_tree", "simulator"]
-STYLES: tuple[str, ...] = ("proutt", "proutt_no_tree", "simulator")
+STYLES: tuple[str, ...] = get_args(Style)
 
 SIMULATOR_PROMPT = ("You are the user in this user-assistant conversation. Write your next message to the "
                     "assistant, exactly as you would type it.\n\n[Conversation history]\n{history}")
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    rows = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number}: not a JSON line ({err.msg})") from err
-    return rows
 
 
 def prompt_for(context: list[dict], style: Style, budget: HistoryBudget = HistoryBudget(), language: str = "") -> str:
@@ -46,11 +31,6 @@ def prompt_for(context: list[dict], style: Style, budget: HistoryBudget = Histor
     return prediction_prompt(history, language, with_tree=style != "proutt_no_tree")
 
 
-def _language(row: dict[str, Any]) -> str:
-    language = (row.get("config") or {}).get("language", "")
-    return "" if language == DEFAULT_LANGUAGE else language
-
-
 def _completion(row: dict[str, Any], which: str, style: Style) -> str:
     if style == "simulator":
         return row["target"]
@@ -58,7 +38,7 @@ def _completion(row: dict[str, Any], which: str, style: Style) -> str:
 
 
 def sft_records(rows: list[dict[str, Any]], style: Style, budget: HistoryBudget = HistoryBudget()) -> list[dict]:
-    return [{"prompt": [{"role": "user", "content": prompt_for(r["context"], style, budget, _language(r))}],
+    return [{"prompt": [{"role": "user", "content": prompt_for(r["context"], style, budget, row_language(r))}],
              "completion": [{"role": "assistant", "content": _completion(r, "chosen", style)}],
              "sample_id": r["id"]} for r in rows]
 
@@ -66,7 +46,7 @@ def sft_records(rows: list[dict[str, Any]], style: Style, budget: HistoryBudget 
 def dpo_records(rows: list[dict[str, Any]], style: Style, budget: HistoryBudget = HistoryBudget()) -> list[dict]:
     if style == "simulator":
         raise ValueError("the simulator baseline has no preference pairs: train it with SFT only")
-    return [{"prompt": [{"role": "user", "content": prompt_for(r["context"], style, budget, _language(r))}],
+    return [{"prompt": [{"role": "user", "content": prompt_for(r["context"], style, budget, row_language(r))}],
              "chosen": [{"role": "assistant", "content": _completion(r, "chosen", style)}],
              "rejected": [{"role": "assistant", "content": _completion(r, "rejected", style)}],
              "sample_id": r["id"]} for r in rows]

@@ -35,19 +35,20 @@ def _provenance(row: dict[str, Any]) -> str:
     return json.dumps({k: row.get(k) for k in keep}, ensure_ascii=False)
 
 
-def _language(row: dict[str, Any]) -> str:
+def row_language(row: dict[str, Any]) -> str:
+    """The language a synthesized row was asked for, or "" when the run used the default."""
     language = (row.get("config") or {}).get("language", "")
     return "" if language == DEFAULT_LANGUAGE else language
 
 
 def sft_record(row: dict[str, Any]) -> dict[str, Any]:
-    prompt = prediction_prompt(row["history"], _language(row))
+    prompt = prediction_prompt(row["history"], row_language(row))
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["chosen"]["text"]}],
             "sample_id": row["id"], "provenance": _provenance(row)}
 
 
 def dpo_record(row: dict[str, Any]) -> dict[str, Any]:
-    prompt = prediction_prompt(row["history"], _language(row))
+    prompt = prediction_prompt(row["history"], row_language(row))
     return {"prompt": [{"role": "user", "content": prompt}],
             "chosen": [{"role": "assistant", "content": row["chosen"]["text"]}],
             "rejected": [{"role": "assistant", "content": row["rejected"]["text"]}],
@@ -55,7 +56,7 @@ def dpo_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def llamafactory_record(row: dict[str, Any]) -> dict[str, Any]:
-    prompt = prediction_prompt(row["history"], _language(row))
+    prompt = prediction_prompt(row["history"], row_language(row))
     return {"conversations": [{"from": "human", "value": prompt}],
             "chosen": {"from": "gpt", "value": row["chosen"]["text"]},
             "rejected": {"from": "gpt", "value": row["rejected"]["text"]}, "sample_id": row["id"]}
