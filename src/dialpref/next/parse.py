@@ -32,6 +32,7 @@ class Prediction:
     raw: str = ""
     error: str | None = None
     truncated: bool = False  # stopped by max_new_tokens rather than by the model
+    budget_forced: bool = False  # reasoning was closed at the think budget and `<predict>` given (predict.py)
 
     @property
     def failed(self) -> bool:
