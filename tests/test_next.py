@@ -46,6 +46,15 @@ def test_parse_rule_keeps_four_reports_the_rest():
     assert parse_utterances("s5", ["", " "]).failed
 
 
+def test_forced_prefix_closes_reasoning_and_drops_a_broken_prediction():
+    from dialpref.next.predict import forced_prefix
+
+    assert forced_prefix("<think>[Mining View]: more") == "<think>[Mining View]: more\n</think>\n<predict>"
+    # reasoning already closed: not closed twice; a half-written prediction is cut, the forced one replaces it
+    assert forced_prefix("<think>a</think>\n<predict>Hel") == "<think>a</think>\n<predict>"
+    assert forced_prefix("User: hi\n") == "User: hi\n</think>\n<predict>"
+
+
 def test_records_per_style_follow_the_parse_rule(synth_folder):
     rows = synth_rows(synth_folder)
     assert len(rows) == 3  # the 'broken' sample was rejected at synthesis
@@ -176,11 +185,15 @@ def test_train_resume_dpo_predict_and_eval_from_the_cli(tmp_path, synth_folder, 
     assert runner.invoke(app, ["next", "samples", str(chats), "--part", "all", "-o", str(samples)]).exit_code == 0
     predictions = tmp_path / "preds.jsonl"
     result = runner.invoke(app, ["next", "predict", "--samples", str(samples), "--model", str(dpo / "merged"),
-                                 "--max-new-tokens", "24", "--history-chars", "600", "-o", str(predictions)])
+                                 "--think-budget", "12", "--answer-tokens", "16", "--history-chars", "600",
+                                 "-o", str(predictions)])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(rows) == 4 and all(r["raw"] for r in rows)
     assert all(r["error"] for r in rows if not r["predictions"])  # a failure says why
+    # budget forcing: 12 tokens hold no full trace, so each row was closed and made to predict
+    forced = [r for r in rows if r["budget_forced"]]
+    assert forced and all("</think>\n<predict>" in r["raw"] for r in forced)
     assert "format failures" in result.output
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)

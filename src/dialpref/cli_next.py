@@ -75,7 +75,12 @@ def predict_command(
     style: str = typer.Option("proutt", help=STYLE_HELP),
     output: Path = typer.Option(Path("runs/next/predictions.jsonl"), "--output", "-o", help="Predictions JSONL."),
     history_chars: int = typer.Option(1200, help="History budget in characters (use the training value)."),
-    max_new_tokens: int = typer.Option(256, help="Generation cap for a trace (a simulator turn: at most 64)."),
+    max_new_tokens: int = typer.Option(256, help="Generation cap for a trace when --think-budget is 0 (a simulator "
+                                                  "turn: at most 64)."),
+    think_budget: int = typer.Option(160, help="Budget forcing: a trace with no prediction after this many tokens is "
+                                               "closed with </think>, given <predict> and continued for "
+                                               "--answer-tokens (0: off)."),
+    answer_tokens: int = typer.Option(128, help="Tokens generated after a forced <predict>."),
     batch_size: int = typer.Option(16, help="Sequences generated together."),
     temperature: float = typer.Option(0.7, help="Sampling temperature."),
     seed: int = typer.Option(0, help="Sampling seed."),
@@ -109,7 +114,8 @@ def predict_command(
         contexts, ids = [s.model_dump()["context"] for s in rows], [s.id for s in rows]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, simulator_max_new_tokens=min(64, max_new_tokens),
                                   batch_size=batch_size, temperature=temperature, seed=seed,
-                                  history_chars=history_chars)
+                                  history_chars=history_chars, think_budget=think_budget or None,
+                                  answer_tokens=answer_tokens)
     predictor = NextUtterancePredictor(model, style=style, settings=settings)  # type: ignore[arg-type]
     with _progress() as bar:
         task = bar.add_task("predicting", total=len(contexts))
@@ -121,7 +127,8 @@ def predict_command(
     for p in results[:5]:
         table.add_row(p.sample_id, "\n".join(p.predictions) or "-", p.error or "")
     _out().print(table)
-    console.print(f"{len(results)} predicted, {failures} format failures -> {output}")
+    forced = sum(p.budget_forced for p in results)
+    console.print(f"{len(results)} predicted, {forced} budget-forced, {failures} format failures -> {output}")
 
 
 @next_app.command("eval")
