@@ -211,7 +211,7 @@ def collect(args, tag: str) -> dict:
 
 def summarise(args, samples, steps: Steps, train_records: int) -> dict:
     tag = setting_tag(args)
-    result = {"setting": tag, **collect(args, tag)}
+    result = {"setting": tag, **collect(args, tag)}  # wall_seconds counts every setting run; see below
     others = {folder.name for seed in args.seeds for folder in (args.work / f"seed{seed}" / "gen").glob("*")
               if folder.is_dir()} - {tag, "simulator"}
     result["other_settings"] = {other: collect(args, other) for other in sorted(others)}
@@ -219,7 +219,10 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
                for s in args.seeds for name in ("proutt_sft",) if (args.work / f"seed{s}" / name /
                                                                     "train_summary.json").exists()}
     return {**result, "train_samples": train_records, "eval_samples": len(samples), "seeds": args.seeds,
-            "wall_seconds": round(sum(steps.done.values()), 1), "step_seconds": steps.done,
+            "wall_seconds": round(sum(steps.done.values()), 1),
+            "wall_seconds_this_setting": round(sum(v for k, v in steps.done.items() if k.split("/")[1] in
+                                                   ("train", "simulator", tag)), 1),
+            "step_seconds": steps.done,
             "settings": {"dpo_pairs": args.dpo_pairs, "history_chars": args.history_chars, "max_length": args.max_length, "epochs": args.epochs,
                          "grad_accum": args.grad_accum, "max_new_tokens": args.max_new_tokens,
                          "think_budget": args.think_budget, "answer_tokens": args.answer_tokens,
