@@ -73,8 +73,11 @@ def evaluate(probs: np.ndarray, rows: Sequence[dict], task: TaskSpec, buckets: i
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality(probs[keep], gold, buckets).items()}
 
 
-def vote_shares_at(rows: Sequence[dict], n: int, task: TaskSpec, prior: str = "none") -> np.ndarray:
-    """S from each row's first n votes: per-prompt shares (prior-corrected if asked), averaged over prompts."""
+def vote_shares_at(rows: Sequence[dict], n: int, task: TaskSpec, prior: str = "none",
+                   divisors: dict[str, dict[str, float]] | None = None) -> np.ndarray:
+    """S from each row's first n votes: per-prompt shares (prior-corrected if asked), averaged over prompts.
+
+    The unlabelled prior is the votes' own mean; other priors pass the expected rows' `divisors`."""
     classes = task.class_names
     per_row = []
     for r in rows:
@@ -91,6 +94,9 @@ def vote_shares_at(rows: Sequence[dict], n: int, task: TaskSpec, prior: str = "n
         pids = {p for d in per_row for p in d}
         means = {p: {c: float(np.mean([d[p][c] for d in per_row if p in d])) for c in classes} for p in pids}
         per_row = [{p: correct(dist, means[p]) for p, dist in d.items()} for d in per_row]
+    elif prior != "none" and divisors:
+        per_row = [{p: correct(dist, divisors[p]) if p in divisors else dist for p, dist in d.items()}
+                   for d in per_row]
     out = []
     for d in per_row:
         dists = list(d.values())

@@ -6,7 +6,10 @@ Also the estimators' cost: tokens processed per label by the expected estimator 
 and by N = 30 sampled votes (real generations, measured on a few dialogues and scaled to N), both in-process
 with KV reuse and API-style (every call pays its whole prompt).
 
-    python benchmarks/labeling_cost.py --dialogues 20
+    python benchmarks/labeling_cost.py --dialogues 20 --compare-inexact
+
+The teacher runs with exact kernels (see dialpref.teachers.llamacpp); --compare-inexact also measures
+llama.cpp's defaults, for the speed that exactness costs and the drift it removes.
 """
 
 from __future__ import annotations
@@ -40,17 +43,18 @@ def max_diff(a_rows, b_rows) -> float:
     return max(abs(a["scores"][c] - b["scores"][c]) for a, b in zip(a_rows, b_rows) for c in a["scores"])
 
 
-def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: int) -> dict:
-    teacher = LlamaCppTeacher(model, n_ctx=4096)
-    bank = load_bank(prompt, examples)
-    out: dict = {"model": model, "prompt": prompt}
+def modes(teacher, task, bank, dialogues):
+    """Rows, seconds and evaluated tokens of the naive, prefix-reuse and causal modes."""
     teacher.reuse_prefix = False
     naive, naive_s, naive_tok = timed(teacher, lambda: [r for d in dialogues for r in score_dialogue(teacher, task, bank, d)])
     teacher.reuse_prefix = True
     reuse, reuse_s, reuse_tok = timed(teacher, lambda: [r for d in dialogues for r in score_dialogue(teacher, task, bank, d)])
     causal, causal_s, causal_tok = timed(teacher, lambda: [r for d in dialogues for r in label_causal(teacher, task, d)])
-    n = len(naive)
-    # the causal prompts computed from scratch, and the tokens of each utterance itself
+    return (naive, reuse, causal), (naive_s, reuse_s, causal_s), (naive_tok, reuse_tok, causal_tok)
+
+
+def causal_vs_fresh(teacher, task, dialogues, causal) -> tuple[float, int]:
+    """Largest difference between causal rows and the same prompts from scratch; the utterances' own tokens."""
     fresh_diff, utterance_tokens, k = 0.0, 0, 0
     for d in dialogues:
         head, segments, ask = causal_pieces(task, d)
@@ -61,6 +65,32 @@ def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: 
             fresh_diff = max(fresh_diff, max(abs(fresh[c] - causal[k]["scores"][c]) for c in fresh))
             utterance_tokens += len(teacher.tokenize_piece(segments[i]))
             k += 1
+    return fresh_diff, utterance_tokens
+
+
+MODES = ("naive", "prefix_reuse", "causal")
+
+
+def inexact(model: str, prompt: str, dialogues, task, examples, exact_seconds) -> dict:
+    """The same modes with llama.cpp's repacked kernels and short batches: speed ratio and how far off they are."""
+    teacher = LlamaCppTeacher(model, n_ctx=4096, exact=False)
+    (naive, reuse, causal), seconds, _ = modes(teacher, task, load_bank(prompt, examples), dialogues)
+    fresh_diff, _ = causal_vs_fresh(teacher, task, dialogues, causal)
+    return {"labels_per_second": {m: round(len(naive) / s, 2) for m, s in zip(MODES, seconds)},
+            "exact_over_inexact_seconds": {m: round(e / s, 3) for m, e, s in zip(MODES, exact_seconds, seconds)},
+            "max_abs_prob_diff": {"prefix_reuse_vs_naive": round(max_diff(reuse, naive), 6),
+                                  "causal_vs_fresh": round(fresh_diff, 6)}}
+
+
+def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: int, votes_n: int,
+            compare_inexact: bool) -> dict:
+    teacher = LlamaCppTeacher(model, n_ctx=4096)
+    bank = load_bank(prompt, examples)
+    out: dict = {"model": model, "prompt": prompt, "exact_kernels": True}
+    (naive, reuse, causal), (naive_s, reuse_s, causal_s), (naive_tok, reuse_tok, causal_tok) = modes(
+        teacher, task, bank, dialogues)
+    n = len(naive)
+    fresh_diff, utterance_tokens = causal_vs_fresh(teacher, task, dialogues, causal)
     out["labels"] = n
     out["tokens_per_label"] = {"naive": round(naive_tok / n, 1), "prefix_reuse": round(reuse_tok / n, 1),
                                "causal": round(causal_tok / n, 1)}
@@ -76,7 +106,6 @@ def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: 
     vote_bank = load_bank(VOTE_BANK, examples)
     some = dialogues[:vote_dialogues]
     exp_rows, exp_s, exp_tok = timed(teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d)])
-    votes_n = 6
     config = ScoringConfig(estimator="votes", votes=votes_n, sampler="generate")
     vote_rows, vote_s, vote_prompt_tok = timed(
         teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d, config)])
@@ -94,9 +123,18 @@ def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: 
                                        "api_style": round(30 * per_vote_api, 1)},
         "expected_over_votes_n30": {"in_process_kv_reuse": round(exp_tok / m / (30 * per_vote_inprocess), 3),
                                     "api_style": round(exp_api / (30 * per_vote_api), 3)},
+        # the best configuration's expected estimator: one causal pass, one prompt
+        "causal_expected_tokens_per_label": {"in_process_kv_reuse": round(causal_tok / n, 1),
+                                             "api_style": round(sum(r["prompt_tokens"] for r in causal) / n, 1)},
+        "causal_expected_over_votes_n30": {
+            "in_process_kv_reuse": round(causal_tok / n / (30 * per_vote_inprocess), 4),
+            "api_style": round(sum(r["prompt_tokens"] for r in causal) / n / (30 * per_vote_api), 4)},
         "seconds_per_label": {"expected": round(exp_s / m, 3), "votes_n30": round(30 * vote_s / (m * votes_n), 3)},
-        "note": f"votes measured with N={votes_n} real generations per label and scaled to N=30",
+        "note": (f"votes measured with N={votes_n} real generations per label" +
+                 ("" if votes_n == 30 else " and scaled to N=30")),
     }
+    if compare_inexact:
+        out["inexact_kernels"] = inexact(model, prompt, dialogues, task, examples, (naive_s, reuse_s, causal_s))
     return out
 
 
@@ -104,6 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dialogues", type=int, default=20)
     parser.add_argument("--vote-dialogues", type=int, default=3)
+    parser.add_argument("--votes", type=int, default=30, help="real generated votes per label (scaled to 30)")
+    parser.add_argument("--compare-inexact", action="store_true",
+                        help="also run the modes with llama.cpp's repacked kernels and short batches (speed, drift)")
     parser.add_argument("--configs", nargs="*", default=["smollm2-135m:choice_names@v1", "gemma3-270m:choice_names@v1"],
                         help="model:prompt pairs")
     args = parser.parse_args()
@@ -114,7 +155,8 @@ def main() -> None:
         if not is_installed(MODELS[model]):
             result["configurations"][config] = {"skipped": "not installed"}
             continue
-        result["configurations"][config] = measure(model, prompt, dialogues, task, examples, args.vote_dialogues)
+        result["configurations"][config] = measure(model, prompt, dialogues, task, examples, args.vote_dialogues,
+                                                     args.votes, args.compare_inexact)
         print(config, result["configurations"][config]["tokens_per_label"], flush=True)
     write_result("labeling_cost", result)
 

@@ -70,13 +70,14 @@ def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_di
     bank = load_bank("choice_names@v1" if causal else bank_spec, examples)
     if causal:
         rows, seconds, tokens = causal_rows(teacher, task, dialogues)
-        fixed = with_prior(rows, prior, task)
+        fixed = with_prior(rows, prior, task, teacher, None, dialogues)
         prompt_ids = [CAUSAL]
     else:
         rows, seconds, tokens = run_bank(teacher, task, bank, dialogues)
         fixed = with_prior(rows, prior, task, teacher, bank, dialogues)
         prompt_ids = [p.id for p in bank.usable()]
     expected = ensemble(fixed, prompt_ids, task)
+    divisors = fixed[0].get("prior", {}).get("values") if fixed else None
     out = {"labels": len(rows), "seconds_per_label": round(seconds / len(rows), 4),
            "tokens_evaluated_per_label": round(tokens / len(rows), 1),
            "majority_class_accuracy": round(majority(rows, task)["accuracy"], 4),
@@ -85,15 +86,15 @@ def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_di
     vote_rows = drawn_votes(rows, task, max(NS)) if causal else run_bank(teacher, task, bank, dialogues, config)[0]
     by_n = {}
     for n in NS:
-        shares = vote_shares_at(vote_rows, n, task, prior)
+        shares = vote_shares_at(vote_rows, n, task, prior, divisors)
         by_n[n] = {**evaluate(shares, vote_rows, task), "ece_m5": evaluate(shares, vote_rows, task, 5)["ece"]}
     out["votes"] = by_n
     out["ece_by_n"] = {"votes": {n: by_n[n]["ece"] for n in NS}, "expected": out["expected"]["ece"]}
     for key in ("accuracy", "macro_f1", "ece"):
         out[key] = out["expected"][key]
     keep, gold = gold_of(fixed, task)
-    plot_reliability({"expected": (expected[keep], gold), "votes N=30": (vote_shares_at(vote_rows, 30, task, prior)[keep], gold),
-                      "votes N=1": (vote_shares_at(vote_rows, 1, task, prior)[keep], gold)},
+    plot_reliability({"expected": (expected[keep], gold), "votes N=30": (vote_shares_at(vote_rows, 30, task, prior, divisors)[keep], gold),
+                      "votes N=1": (vote_shares_at(vote_rows, 1, task, prior, divisors)[keep], gold)},
                      PLOTS / f"{tag}.reliability.png", title=tag)
     if causal:
         out["generate_check"] = "causal mode has no generation path; its votes are drawn from its distribution"

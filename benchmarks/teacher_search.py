@@ -3,18 +3,21 @@
 For every packaged model, every built-in per-utterance prompt (class names,
 letters, yes/no per class, few-shot with gold examples from the training
 split) and the causal prompt, with no prior correction, the content-free prior
-and the unlabelled-mean prior (neither uses gold), plus ensembles of prompts:
+the unlabelled-mean prior and the content-free prior followed by EM
+class frequencies (none uses gold), plus ensembles of prompts:
 accuracy, macro-F1 and ECE (10 buckets) against the majority class, seconds
 and prompt tokens evaluated per label. Expected estimator (one forward pass per
 prompt). The best configuration (highest worst-case accuracy margin over the
 majority class across the two datasets, then macro-F1) is written as `best`.
 
     python benchmarks/teacher_search.py --dialogues 25
+    python benchmarks/teacher_search.py --dialogues 25 --models gemma3-270m --keep-others   # rerun one model
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,23 +35,35 @@ from dialpref.teachers.packaged import MODELS, is_installed  # noqa: E402
 PROMPTS = ["choice_names@v1", "choice_letters@v1", "yes_no@v1", "few_shot@v1"]
 ENSEMBLES = {"bank4": PROMPTS, "choice3": ["choice_names@v1", "choice_letters@v1", "few_shot@v1"],
              "names+fewshot": ["choice_names@v1", "few_shot@v1"]}
-PRIORS = ["none", "content_free", "unlabelled"]
+PRIORS = ["none", "content_free", "unlabelled", "content_free_em"]
 CACHE = Path(__file__).resolve().parent / ".cache" / "teacher.sqlite"
+RESULT = Path(__file__).resolve().parent / "results" / "teacher_search.json"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dialogues", type=int, default=25, help="dev dialogues per dataset")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--keep-others", action="store_true",
+                        help="keep the previous result's figures for models not run now (ranked with the new ones)")
     args = parser.parse_args()
     started = time.perf_counter()
     cache = TeacherCache(CACHE)
     out: dict = {"dialogues_per_dataset": args.dialogues, "split": "dev (DailyDialog validation, MELD dev)",
                  "estimator": "expected", "datasets": {}}
     candidates: dict[str, dict[str, dict]] = {}
+    previous = json.loads(RESULT.read_text()) if args.keep_others and RESULT.exists() else None
     for dataset in DATASETS:
         task, dialogues, examples = load_set(dataset, "dev", args.dialogues)
         entry: dict = {"models": {}}
+        if previous is not None:
+            for model, results in previous["datasets"][dataset]["models"].items():
+                if model not in args.models:
+                    entry["models"][model] = {**results, "_from_previous_run": previous.get("finished")}
+                    for config, metrics in results.items():
+                        if isinstance(metrics, dict):
+                            candidates.setdefault(f"{model}|{config}", {})[dataset] = metrics
+            entry["majority"] = previous["datasets"][dataset]["majority"]
         for model in args.models:
             if not is_installed(MODELS[model]):
                 entry["models"][model] = {"skipped": f"not installed ({MODELS[model].install})"}
@@ -70,8 +85,8 @@ def main() -> None:
             causal_rows = [r for d in dialogues for r in label_causal(teacher, task, d)]
             cost = {"seconds_per_label": round((time.perf_counter() - t0) / len(causal_rows), 4),
                     "tokens_evaluated_per_label": round((teacher.teacher.evaluated_tokens - before) / len(causal_rows), 1)}
-            for prior in ("none", "unlabelled"):
-                fixed = with_prior(causal_rows, prior, task)
+            for prior in PRIORS:
+                fixed = with_prior(causal_rows, prior, task, teacher, None, dialogues)
                 results[f"{CAUSAL}|{prior}"] = {**evaluate(ensemble(fixed, [CAUSAL], task), fixed, task), **cost}
             for name, members in ENSEMBLES.items():
                 for prior in PRIORS:

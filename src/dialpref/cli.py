@@ -213,7 +213,9 @@ def label(
                                                  "(drawn from one forward pass's answer distribution)."),
     mode: str = typer.Option("prefix", help="'prefix': the whole dialogue as a reused prefix; 'causal': read once, "
                                             "ask after each utterance (embedded teacher)."),
-    prior: str = typer.Option("none", help="Divide out the teacher's label prior: none, content_free, unlabelled."),
+    prior: str = typer.Option("none", help="Divide out the teacher's label prior: none, content_free, unlabelled, or "
+                                            "unlabelled_em (then reweight by class frequencies EM estimates from "
+                                            "the same unlabelled utterances)."),
     buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
     dialogues: int = typer.Option(5, help="Label this many dialogues."),
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split."),

@@ -10,6 +10,17 @@ gold labels, in one of two ways:
   "[MASK]", "...") placed at the end of real dialogues (a few extra calls);
 - `unlabelled`: the mean distribution over the utterances being labelled
   (no extra calls).
+
+Dividing out the prior also assumes the classes are equally common, which
+costs accuracy where one class dominates (MELD is half "neutral").
+`content_free_em` divides out the content-free prior (the teacher's bias
+alone), then re-estimates the classes' frequencies from the unlabelled
+utterances by EM (Saerens, Latinne & Decaestecker 2002): with the corrected
+scores as posteriors under a uniform prior, repeat
+pi(c) <- mean over utterances of p'(c) pi(c) / sum_k p'(k) pi(k)
+until it settles, and weight the scores by pi. Still no gold label is used.
+(After the `unlabelled` correction EM has nothing to find: dividing by the
+mean answer has already removed the classes' frequencies with the bias.)
 """
 
 from __future__ import annotations
@@ -18,12 +29,13 @@ from typing import Any, Iterable, Sequence
 
 from dialpref.data.schema import Dialogue, Turn
 from dialpref.label.bank import Bank, PromptSpec, utterance_queries
+from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
 from dialpref.label.scoring import class_distribution, finish_row, query_distribution
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
 
 CONTENT_FREE = ("N/A", "[MASK]", "...")
-PRIORS = ("none", "content_free", "unlabelled")
+PRIORS = ("none", "content_free", "unlabelled", "content_free_em")
 
 
 def mean_distribution(distributions: Iterable[dict[str, float] | None], classes: Sequence[str]) -> dict[str, float]:
@@ -38,6 +50,20 @@ def mean_distribution(distributions: Iterable[dict[str, float] | None], classes:
     if not count:
         return {c: 1.0 / len(classes) for c in classes}
     return {c: v / count for c, v in total.items()}
+
+
+def causal_content_free_prior(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue],
+                              max_dialogues: int = 3) -> dict[str, float]:
+    """The causal prompt's mean answer after a content-free turn ends a real dialogue."""
+    answers = []
+    for dialogue in dialogues[:max_dialogues]:
+        speaker = next((t for t in dialogue.turns if task.labelled(t)), dialogue.turns[0])
+        for filler in CONTENT_FREE:
+            probe = Dialogue(id=dialogue.id, turns=[*dialogue.turns,
+                                                    Turn(speaker=speaker.speaker, role=speaker.role, text=filler)])
+            rows = label_causal(teacher, task, probe)
+            answers.append(next(iter(rows[-1]["per_prompt"].values())))
+    return mean_distribution(answers, task.class_names)
 
 
 def content_free_prior(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogues: Sequence[Dialogue],
@@ -59,6 +85,36 @@ def unlabelled_prior(rows: Iterable[dict[str, Any]], prompt_id: str, classes: Se
     return mean_distribution((r["per_prompt"].get(prompt_id) for r in rows), classes)
 
 
+def em_class_frequencies(distributions: Sequence[dict[str, float]], classes: Sequence[str],
+                         iterations: int = 200, tolerance: float = 1e-7) -> dict[str, float]:
+    """Class frequencies pi of an unlabelled set whose posteriors (under a uniform prior) are `distributions`."""
+    pi = {c: 1.0 / len(classes) for c in classes}
+    if not distributions:
+        return pi
+    for _ in range(iterations):
+        total = {c: 0.0 for c in classes}
+        for dist in distributions:
+            weighted = {c: dist[c] * pi[c] for c in classes}
+            z = sum(weighted.values()) or 1.0
+            for c in classes:
+                total[c] += weighted[c] / z
+        new = {c: v / len(distributions) for c, v in total.items()}
+        settled = max(abs(new[c] - pi[c]) for c in classes) < tolerance
+        pi = new
+        if settled:
+            break
+    return pi
+
+
+def em_prior(rows: Iterable[dict[str, Any]], prompt_id: str, classes: Sequence[str],
+             prior: dict[str, float]) -> dict[str, float]:
+    """The divisor that turns raw scores into bias-free, EM-reweighted ones: prior(c) / pi(c), as `correct` expects."""
+    corrected = [correct(r["per_prompt"][prompt_id], prior) for r in rows if r["per_prompt"].get(prompt_id)]
+    pi = em_class_frequencies(corrected, classes)
+    floor = 1e-6
+    return {c: prior[c] / max(pi[c], floor) for c in classes}
+
+
 def correct(scores: dict[str, float], prior: dict[str, float]) -> dict[str, float]:
     """p'(c) ∝ p(c) / prior(c), renormalised to sum to 1."""
     floor = 1e-6
@@ -73,12 +129,19 @@ def estimate_priors(kind: str, rows: list[dict[str, Any]], task: TaskSpec, teach
     prompt_ids = sorted({pid for r in rows for pid in r["per_prompt"]})
     if kind == "unlabelled":
         return {pid: unlabelled_prior(rows, pid, task.class_names) for pid in prompt_ids}
-    if kind == "content_free":
-        if teacher is None or bank is None:
-            raise ValueError("the content-free prior needs the teacher and the bank")
-        by_id = {p.id: p for p in bank.prompts}
-        return {pid: content_free_prior(teacher, task, by_id[pid], dialogues, bank) for pid in prompt_ids
-                if pid in by_id and by_id[pid].per_utterance}
+    if kind in ("content_free", "content_free_em"):
+        if teacher is None:
+            raise ValueError("the content-free prior needs the teacher and some dialogues")
+        by_id = {p.id: p for p in bank.prompts} if bank is not None else {}
+        priors = {}
+        for pid in prompt_ids:
+            if pid == CAUSAL_PROMPT_ID:
+                priors[pid] = causal_content_free_prior(teacher, task, dialogues)
+            elif pid in by_id and by_id[pid].per_utterance:
+                priors[pid] = content_free_prior(teacher, task, by_id[pid], dialogues, bank)
+        if kind == "content_free_em":
+            priors = {pid: em_prior(rows, pid, task.class_names, prior) for pid, prior in priors.items()}
+        return priors
     raise ValueError(f"unknown prior {kind!r}; one of {PRIORS}")
 
 

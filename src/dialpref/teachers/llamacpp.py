@@ -7,6 +7,15 @@ probabilities come from the logits after one forward pass over the prompt.
 llama.cpp keeps the KV state of the previous prompt, so a prompt that shares
 a prefix with the last one (same instructions, same dialogue) only evaluates
 the new suffix.
+
+Reused and streamed KV states give exactly the logits of a from-scratch pass
+only if every token goes through the same CPU kernels. Two things in
+llama.cpp break that, both measured on Gemma-3-270M (option probabilities off
+by up to 0.11): weight repacking (a different matmul for batches than for
+single rows) and batches of fewer than about 8 tokens. So repacking is off by
+default (`exact=True`; it cost no measurable speed here) and no evaluated
+batch is shorter than `min_batch` tokens: a shorter tail is widened by
+re-evaluating the tokens just before it.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import json
 import logging
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,13 +36,45 @@ from dialpref.teachers.packaged import DEFAULT_MODEL, resolve_model_path
 log = logging.getLogger("dialpref.teachers.llamacpp")
 
 PLAIN_ROLES = {"system": "", "user": "User: ", "assistant": "Assistant: "}
+MIN_EXACT_BATCH = 8  # shorter batches take other CPU kernels (measured: 7 tokens differ, 8 and up match)
+
+
+@contextmanager
+def _no_weight_repacking(llama_cpp):
+    """llama-cpp-python has no flag for llama.cpp's `use_extra_bufts`; set it in the default model params."""
+    low = llama_cpp.llama_cpp
+    original = low.llama_model_default_params
+
+    def params():
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    low.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def batch_bounds(n: int, size: int, least: int) -> list[tuple[int, int]]:
+    """Cut n tokens into batches of at most `size`, none under `least` (unless n itself is)."""
+    starts = list(range(0, n, size)) or [0]
+    if len(starts) > 1 and n - starts[-1] < least:
+        starts[-1] = n - least
+    return [(a, b) for a, b in zip(starts, starts[1:] + [n])]
 
 
 class LlamaCppTeacher(SequentialMixin):
     backend = "llamacpp"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, exact: bool = True) -> None:
         try:
             import llama_cpp
         except ImportError as err:  # pragma: no cover - depends on the extra
@@ -40,8 +82,10 @@ class LlamaCppTeacher(SequentialMixin):
                 from err
         self.model, self.path = resolve_model_path(model)
         self._size = Path(self.path).stat().st_size
-        self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
-                                   n_threads=n_threads or max(1, os.cpu_count() or 1))
+        with _no_weight_repacking(llama_cpp) if exact else _nothing():
+            self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
+                                       n_threads=n_threads or max(1, os.cpu_count() or 1))
+        self.min_batch = MIN_EXACT_BATCH if exact else 1
         self._llama_cpp = llama_cpp
         template = self.llm.metadata.get("tokenizer.chat_template")
         self._formatter = None
@@ -60,7 +104,9 @@ class LlamaCppTeacher(SequentialMixin):
         return self.llm._model.token_get_text(token) if token != -1 else ""
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.model, "file": Path(self.path).name, "bytes": self._size}
+        # the kernels change the numbers, so cached answers of one must not stand in for the other
+        return {"model": self.model, "file": Path(self.path).name, "bytes": self._size,
+                **({"kernels": "exact"} if self.min_batch > 1 else {})}
 
     # --- prompts --------------------------------------------------------------------------
     def render(self, messages: Sequence[Message]) -> tuple[str, list[str]]:
@@ -158,10 +204,22 @@ class LlamaCppTeacher(SequentialMixin):
                                f"{self.llm.n_ctx()}")
         ids = self.option_token_ids(options)
         shared = self._shared_prefix(tokens) if self.reuse_prefix else 0
-        self.llm.n_tokens = shared
-        self.llm.eval(tokens[shared:])
-        self.evaluated_tokens += len(tokens) - shared
+        self._eval_tail(tokens, shared)
         return OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(tokens))
+
+    def _eval_tail(self, tokens: list[int], start: int) -> None:
+        """Evaluate tokens[start:] on top of the KV state already holding tokens[:start].
+
+        A tail under `min_batch` tokens starts earlier (re-evaluating tokens
+        already held), and long tails are cut so that no batch is short, so the
+        logits equal those of evaluating `tokens` from scratch.
+        """
+        start = max(0, min(start, len(tokens) - self.min_batch))
+        self.llm.n_tokens = start
+        tail = tokens[start:]
+        for a, b in batch_bounds(len(tail), self.llm.n_batch, self.min_batch):
+            self.llm.eval(tail[a:b])
+        self.evaluated_tokens += len(tail)
 
     def _option_logprobs_now(self, ids: dict[str, list[int]]) -> dict[str, float]:
         """Log-probabilities of the options at the last evaluated token."""
@@ -186,7 +244,8 @@ class LlamaCppTeacher(SequentialMixin):
         is appended, so segment i is answered from exactly the prompt
         head + segments[:i+1] + ask, while each segment is evaluated only once.
         `OptionScores.prompt_tokens` is that prompt's length; `evaluated_tokens`
-        grows by the segment plus the ask.
+        grows by the segment plus the ask (plus any tokens re-read to reach
+        `min_batch`).
         """
         ids = self.option_token_ids(options)
         pieces = [self.tokenize_piece(s) for s in segments]
@@ -197,18 +256,15 @@ class LlamaCppTeacher(SequentialMixin):
             raise TeacherError(f"{self.model}: causal prompt of {total} tokens exceeds the context of "
                                f"{self.llm.n_ctx()}")
         shared = self._shared_prefix(context) if self.reuse_prefix else 0
-        self.llm.n_tokens = shared
         if context[shared:]:
-            self.llm.eval(context[shared:])
-        self.evaluated_tokens += len(context) - shared
+            self._eval_tail(context, shared)
         out = []
         for piece in pieces:
-            self.llm.eval(piece)
-            kept = self.llm.n_tokens
-            self.llm.eval(ask_tokens)
-            self.evaluated_tokens += len(piece) + len(ask_tokens)
-            out.append(OptionScores(self._option_logprobs_now(ids), prompt_tokens=kept + len(ask_tokens)))
-            self.llm.n_tokens = kept  # forget the question; the next segment follows the last one
+            asked = context + piece + ask_tokens
+            self._eval_tail(asked, len(context))  # the segment and the question in one batch
+            out.append(OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(asked)))
+            context = context + piece
+            self.llm.n_tokens = len(context)  # forget the question; the next segment follows this one
         return out
 
     def fresh_option_logprobs(self, text_pieces: Sequence[str], options: Sequence[str]) -> OptionScores:
@@ -217,7 +273,5 @@ class LlamaCppTeacher(SequentialMixin):
         tokens = self.tokenize(text_pieces[0])
         for piece in text_pieces[1:]:
             tokens += self.tokenize_piece(piece)
-        self.llm.n_tokens = 0
-        self.llm.eval(tokens)
-        self.evaluated_tokens += len(tokens)
+        self._eval_tail(tokens, 0)
         return OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(tokens))
