@@ -77,7 +77,7 @@ def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_di
         fixed = with_prior(rows, prior, task, teacher, bank, dialogues)
         prompt_ids = [p.id for p in bank.usable()]
     expected = ensemble(fixed, prompt_ids, task)
-    divisors = fixed[0].get("prior", {}).get("values") if fixed else None
+    divisors = (fixed[0].get("prior") or {}).get("values") if fixed else None
     out = {"labels": len(rows), "seconds_per_label": round(seconds / len(rows), 4),
            "tokens_evaluated_per_label": round(tokens / len(rows), 1),
            "majority_class_accuracy": round(majority(rows, task)["accuracy"], 4),
