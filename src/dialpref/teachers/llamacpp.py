@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,11 +57,6 @@ def _no_weight_repacking(llama_cpp):
         low.llama_model_default_params = original
 
 
-@contextmanager
-def _nothing():
-    yield
-
-
 def batch_bounds(n: int, size: int, least: int) -> list[tuple[int, int]]:
     """Cut n tokens into batches of at most `size`, none under `least` (unless n itself is)."""
     starts = list(range(0, n, size)) or [0]
@@ -82,7 +77,7 @@ class LlamaCppTeacher(SequentialMixin):
                 from err
         self.model, self.path = resolve_model_path(model)
         self._size = Path(self.path).stat().st_size
-        with _no_weight_repacking(llama_cpp) if exact else _nothing():
+        with _no_weight_repacking(llama_cpp) if exact else nullcontext():
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
                                        n_threads=n_threads or max(1, os.cpu_count() or 1))
         self.min_batch = MIN_EXACT_BATCH if exact else 1
