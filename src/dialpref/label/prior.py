@@ -35,6 +35,7 @@ from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
 
 CONTENT_FREE = ("N/A", "[MASK]", "...")
+FLOOR = 1e-6  # smallest prior a class is divided by
 PRIORS = ("none", "content_free", "unlabelled", "content_free_em")
 
 
@@ -52,17 +53,20 @@ def mean_distribution(distributions: Iterable[dict[str, float] | None], classes:
     return {c: v / count for c, v in total.items()}
 
 
-def causal_content_free_prior(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue],
-                              max_dialogues: int = 3) -> dict[str, float]:
-    """The causal prompt's mean answer after a content-free turn ends a real dialogue."""
-    answers = []
+def content_free_probes(task: TaskSpec, dialogues: Sequence[Dialogue], max_dialogues: int = 3):
+    """Real dialogues each ended by a content-free turn from a speaker the task labels."""
     for dialogue in dialogues[:max_dialogues]:
         speaker = next((t for t in dialogue.turns if task.labelled(t)), dialogue.turns[0])
         for filler in CONTENT_FREE:
-            probe = Dialogue(id=dialogue.id, turns=[*dialogue.turns,
-                                                    Turn(speaker=speaker.speaker, role=speaker.role, text=filler)])
-            rows = label_causal(teacher, task, probe)
-            answers.append(next(iter(rows[-1]["per_prompt"].values())))
+            yield Dialogue(id=dialogue.id, turns=[*dialogue.turns,
+                                                  Turn(speaker=speaker.speaker, role=speaker.role, text=filler)])
+
+
+def causal_content_free_prior(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue],
+                              max_dialogues: int = 3) -> dict[str, float]:
+    """The causal prompt's mean answer on the content-free turn."""
+    answers = [next(iter(label_causal(teacher, task, probe)[-1]["per_prompt"].values()))
+               for probe in content_free_probes(task, dialogues, max_dialogues)]
     return mean_distribution(answers, task.class_names)
 
 
@@ -71,13 +75,9 @@ def content_free_prior(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dia
     """One prompt's mean answer when the target utterance says nothing, in up to `max_dialogues` dialogues."""
     shots = bank.shots_for(prompt, task) if bank is not None else []
     answers = []
-    for dialogue in dialogues[:max_dialogues]:
-        speaker = next((t for t in dialogue.turns if task.labelled(t)), dialogue.turns[0])
-        for filler in CONTENT_FREE:
-            probe_turn = Turn(speaker=speaker.speaker, role=speaker.role, text=filler)
-            probe = Dialogue(id=dialogue.id, turns=[*dialogue.turns, probe_turn])
-            queries = utterance_queries(prompt, task, probe, len(probe.turns) - 1, shots)
-            answers.append(class_distribution(queries, [query_distribution(teacher, q)[0] for q in queries], task))
+    for probe in content_free_probes(task, dialogues, max_dialogues):
+        queries = utterance_queries(prompt, task, probe, len(probe.turns) - 1, shots)
+        answers.append(class_distribution(queries, [query_distribution(teacher, q)[0] for q in queries], task))
     return mean_distribution(answers, task.class_names)
 
 
@@ -111,14 +111,12 @@ def em_prior(rows: Iterable[dict[str, Any]], prompt_id: str, classes: Sequence[s
     """The divisor that turns raw scores into bias-free, EM-reweighted ones: prior(c) / pi(c), as `correct` expects."""
     corrected = [correct(r["per_prompt"][prompt_id], prior) for r in rows if r["per_prompt"].get(prompt_id)]
     pi = em_class_frequencies(corrected, classes)
-    floor = 1e-6
-    return {c: prior[c] / max(pi[c], floor) for c in classes}
+    return {c: prior[c] / max(pi[c], FLOOR) for c in classes}
 
 
 def correct(scores: dict[str, float], prior: dict[str, float]) -> dict[str, float]:
     """p'(c) ∝ p(c) / prior(c), renormalised to sum to 1."""
-    floor = 1e-6
-    raw = {c: p / max(prior.get(c, floor), floor) for c, p in scores.items()}
+    raw = {c: p / max(prior.get(c, FLOOR), FLOOR) for c, p in scores.items()}
     total = sum(raw.values()) or 1.0
     return {c: v / total for c, v in raw.items()}
 
