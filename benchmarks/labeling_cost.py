@@ -15,12 +15,13 @@ llama.cpp's defaults, for the speed that exactness costs and the drift it remove
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import RESULTS, write_result  # noqa: E402
 from _labelling import load_set  # noqa: E402
 
 from dialpref.label.bank import load_bank  # noqa: E402
@@ -68,6 +69,33 @@ def causal_vs_fresh(teacher, task, dialogues, causal) -> tuple[float, int]:
     return fresh_diff, utterance_tokens
 
 
+def estimators(teacher, task, bank, some, votes_n: int) -> dict:
+    """Tokens (in-process with KV reuse, and API-style) and seconds per label: expected versus N=30 votes."""
+    exp_rows, exp_s, exp_tok = timed(teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, bank, d)])
+    config = ScoringConfig(estimator="votes", votes=votes_n, sampler="generate")
+    vote_rows, vote_s, vote_prompt_tok = timed(
+        teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, bank, d, config)])
+    m = len(exp_rows)
+    completion_tokens = sum(len(teacher.tokenize_piece(v["raw"])) + 1 for r in vote_rows for v in r["votes"])
+    per_vote_inprocess = (vote_prompt_tok + completion_tokens) / (m * votes_n)
+    per_vote_api = (sum(r["prompt_tokens"] for r in vote_rows) + completion_tokens) / (m * votes_n)
+    exp_api = sum(r["prompt_tokens"] for r in exp_rows) / m
+    seconds = {"expected": exp_s / m, "votes_n30": 30 * vote_s / (m * votes_n)}
+    return {
+        "bank": bank.ids, "labels": m,
+        "expected_tokens_per_label": {"in_process_kv_reuse": round(exp_tok / m, 1), "api_style": round(exp_api, 1)},
+        "votes_tokens_per_vote": {"in_process_kv_reuse": round(per_vote_inprocess, 1), "api_style": round(per_vote_api, 1)},
+        "votes_n30_tokens_per_label": {"in_process_kv_reuse": round(30 * per_vote_inprocess, 1),
+                                       "api_style": round(30 * per_vote_api, 1)},
+        "expected_over_votes_n30": {"in_process_kv_reuse": round(exp_tok / m / (30 * per_vote_inprocess), 3),
+                                    "api_style": round(exp_api / (30 * per_vote_api), 3)},
+        "seconds_per_label": {k: round(v, 3) for k, v in seconds.items()},
+        "expected_over_votes_n30_seconds": round(seconds["expected"] / seconds["votes_n30"], 3),
+        "note": (f"votes measured with N={votes_n} real generations per label" +
+                 ("" if votes_n == 30 else " and scaled to N=30")),
+    }
+
+
 MODES = ("naive", "prefix_reuse", "causal")
 
 
@@ -102,37 +130,19 @@ def measure(model: str, prompt: str, dialogues, task, examples, vote_dialogues: 
     out["max_abs_prob_diff"] = {"prefix_reuse_vs_naive": round(max_diff(reuse, naive), 6),
                                 "causal_vs_fresh": round(fresh_diff, 6)}
 
-    # estimators: expected over a 3-prompt bank versus N sampled votes over the same bank
-    vote_bank = load_bank(VOTE_BANK, examples)
     some = dialogues[:vote_dialogues]
-    exp_rows, exp_s, exp_tok = timed(teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d)])
-    config = ScoringConfig(estimator="votes", votes=votes_n, sampler="generate")
-    vote_rows, vote_s, vote_prompt_tok = timed(
-        teacher, lambda: [r for d in some for r in score_dialogue(teacher, task, vote_bank, d, config)])
-    m = len(exp_rows)
-    completion_tokens = sum(len(teacher.tokenize_piece(v["raw"])) + 1
-                            for r in vote_rows for v in r["votes"])
-    per_vote_inprocess = (vote_prompt_tok + completion_tokens) / (m * votes_n)
-    per_vote_api = (sum(r["prompt_tokens"] for r in vote_rows) + completion_tokens) / (m * votes_n)
-    exp_api = sum(r["prompt_tokens"] for r in exp_rows) / m
-    out["estimators"] = {
-        "bank": VOTE_BANK.split(","), "labels": m,
-        "expected_tokens_per_label": {"in_process_kv_reuse": round(exp_tok / m, 1), "api_style": round(exp_api, 1)},
-        "votes_tokens_per_vote": {"in_process_kv_reuse": round(per_vote_inprocess, 1), "api_style": round(per_vote_api, 1)},
-        "votes_n30_tokens_per_label": {"in_process_kv_reuse": round(30 * per_vote_inprocess, 1),
-                                       "api_style": round(30 * per_vote_api, 1)},
-        "expected_over_votes_n30": {"in_process_kv_reuse": round(exp_tok / m / (30 * per_vote_inprocess), 3),
-                                    "api_style": round(exp_api / (30 * per_vote_api), 3)},
-        # the best configuration's expected estimator: one causal pass, one prompt
-        "causal_expected_tokens_per_label": {"in_process_kv_reuse": round(causal_tok / n, 1),
-                                             "api_style": round(sum(r["prompt_tokens"] for r in causal) / n, 1)},
-        "causal_expected_over_votes_n30": {
-            "in_process_kv_reuse": round(causal_tok / n / (30 * per_vote_inprocess), 4),
-            "api_style": round(sum(r["prompt_tokens"] for r in causal) / n / (30 * per_vote_api), 4)},
-        "seconds_per_label": {"expected": round(exp_s / m, 3), "votes_n30": round(30 * vote_s / (m * votes_n), 3)},
-        "note": (f"votes measured with N={votes_n} real generations per label" +
-                 ("" if votes_n == 30 else " and scaled to N=30")),
-    }
+    # estimators: expected over a 3-prompt bank versus N sampled votes over the same bank
+    out["estimators"] = {**estimators(teacher, task, load_bank(VOTE_BANK, examples), some, votes_n),
+                         # the causal configuration's expected estimator: one causal pass, one prompt
+                         "causal_expected_tokens_per_label": {
+                             "in_process_kv_reuse": round(causal_tok / n, 1),
+                             "api_style": round(sum(r["prompt_tokens"] for r in causal) / n, 1)}}
+    bank_votes = out["estimators"]["votes_n30_tokens_per_label"]
+    out["estimators"]["causal_expected_over_votes_n30"] = {
+        key: round(out["estimators"]["causal_expected_tokens_per_label"][key] / bank_votes[key], 4)
+        for key in bank_votes}
+    # and on this configuration's own prompt: one forward pass against N votes of the same prompt
+    out["own_prompt_estimators"] = estimators(teacher, task, bank, some, votes_n)
     if compare_inexact:
         out["inexact_kernels"] = inexact(model, prompt, dialogues, task, examples, (naive_s, reuse_s, causal_s))
     return out
@@ -147,9 +157,18 @@ def main() -> None:
                         help="also run the modes with llama.cpp's repacked kernels and short batches (speed, drift)")
     parser.add_argument("--configs", nargs="*", default=["smollm2-135m:choice_names@v1", "gemma3-270m:choice_names@v1"],
                         help="model:prompt pairs")
+    parser.add_argument("--keep-others", action="store_true",
+                        help="keep the configurations already in the result file that this run does not measure")
     args = parser.parse_args()
     task, dialogues, examples = load_set("dailydialog_acts", "test", args.dialogues)
     result = {"dataset": "DailyDialog test", "dialogues": len(dialogues), "configurations": {}}
+    previous = RESULTS / "labeling_cost.json"
+    if args.keep_others and previous.exists():
+        kept = json.loads(previous.read_text())
+        if kept.get("dialogues") != len(dialogues):
+            sys.exit(f"--keep-others: {previous} measured {kept.get('dialogues')} dialogues, this run {len(dialogues)}")
+        result["configurations"] = {k: {**v, "command": kept["command"]} if "command" not in v else v
+                                    for k, v in kept["configurations"].items() if k not in args.configs}
     for config in args.configs:
         model, prompt = config.split(":")
         if not is_installed(MODELS[model]):

@@ -133,10 +133,15 @@ def main() -> None:
             name, rest = spec.split("=", 1)
             model, bank_spec, prior = rest.split(":")
             teacher = CachedTeacher(LlamaCppTeacher(model, n_ctx=4096), cache)
-            entry["configurations"][name] = {"model": model, "bank": bank_spec, "prior": prior,
-                                             **one(teacher, task, dialogues, examples, bank_spec, prior,
-                                                   args.check_dialogues, f"{dataset}.{name}")}
-            conf = entry["configurations"][name]
+            hits, misses = cache.hits, cache.misses
+            conf = {"model": model, "bank": bank_spec, "prior": prior,
+                    **one(teacher, task, dialogues, examples, bank_spec, prior, args.check_dialogues,
+                          f"{dataset}.{name}")}
+            conf["teacher_calls"] = {"from_cache": cache.hits - hits, "computed": cache.misses - misses}
+            if not conf["teacher_calls"]["computed"]:  # nothing ran: time and tokens say nothing about cost
+                conf["seconds_per_label"] = conf["tokens_evaluated_per_label"] = None
+                conf["cost_note"] = "every teacher call answered from the cache; costs are in labeling_cost.json"
+            entry["configurations"][name] = conf
             curves[f"{dataset} {name}"] = conf["ece_by_n"]
             print(dataset, name, conf["accuracy"], conf["macro_f1"], conf["ece"], conf["ece_by_n"], flush=True)
         result["datasets"][dataset] = entry

@@ -19,9 +19,9 @@ def synth_run_command(
     source: str = typer.Argument(..., help="Chat logs: ShareGPT, LMSYS, OpenAI messages or CrossWOZ "
                                            "(.jsonl / .json / .gz / .zip), format detected from the content."),
     output: Path = typer.Option(Path("runs/synth"), "--output", "-o", help="Run folder (resumes if it exists)."),
-    teacher: str = typer.Option("smollm2-135m", help="Teacher: a packaged model (smollm2-135m, gemma3-270m), a "
-                                                     ".gguf path, or an OpenAI-compatible server URL (key from "
-                                                     "$OPENAI_API_KEY)."),
+    teacher: str = typer.Option("smollm2-135m", help="Teacher: a packaged model (smollm2-135m, gemma3-270m; "
+                                                     "qwen2.5-coder-1.5b opt-in), a .gguf path, or an "
+                                                     "OpenAI-compatible server URL (key from $OPENAI_API_KEY)."),
     server_model: str = typer.Option("default", help="Model name to send to a server teacher."),
     limit: Optional[int] = typer.Option(None, help="Synthesize at most this many samples."),
     format: Optional[str] = typer.Option(None, help="Input format, when detection is not enough."),
