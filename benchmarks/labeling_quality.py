@@ -142,11 +142,13 @@ def main() -> None:
                 conf["seconds_per_label"] = conf["tokens_evaluated_per_label"] = None
                 conf["cost_note"] = "every teacher call answered from the cache; costs are in labeling_cost.json"
             entry["configurations"][name] = conf
-            curves[f"{dataset} {name}"] = conf["ece_by_n"]
+            curves.setdefault(dataset, {})[name] = conf["ece_by_n"]
             print(dataset, name, conf["accuracy"], conf["macro_f1"], conf["ece"], conf["ece_by_n"], flush=True)
         result["datasets"][dataset] = entry
-    plot_ece_by_n({k: v["votes"] for k, v in curves.items()}, PLOTS / "ece_by_n.png",
-                  expected={k: v["expected"] for k, v in curves.items()})
+    for dataset, configurations in curves.items():
+        plot_ece_by_n({k: v["votes"] for k, v in configurations.items()}, PLOTS / f"ece_by_n.{dataset}.png",
+                      expected={k: v["expected"] for k, v in configurations.items()},
+                      title=f"ECE against ensemble size: {dataset} test")
     result["plots"] = sorted(str(p.relative_to(RESULTS)) for p in PLOTS.glob("*.png"))
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_result("labeling_quality", result)

@@ -157,17 +157,19 @@ def plot_ece_by_n(series: dict[str, dict[int, float]], path: Path, expected: dic
     """ECE of the votes at each N, with the expected estimator as a horizontal line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, points in series.items():
+    colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
+    for i, (name, points) in enumerate(series.items()):
         ns = sorted(points)
-        line, = ax.plot(ns, [points[n] for n in ns], marker="o", label=f"votes: {name}")
+        colour = colours(i % colours.N)
+        ax.plot(ns, [points[n] for n in ns], marker="o", color=colour, label=name)
         if expected and name in expected:
-            ax.axhline(expected[name], ls="--", color=line.get_color(), lw=1, label=f"expected: {name}")
+            ax.axhline(expected[name], ls="--", color=colour, lw=1)
     ax.set_xlabel("N (answers per utterance)")
     ax.set_ylabel("ECE")
-    ax.set_title(title)
+    ax.set_title(title + ("\n(solid: votes at N; dashed: expected estimator)" if expected else ""), fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend sits outside the axes
     plt.close(fig)
     return path
