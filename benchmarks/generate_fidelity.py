@@ -36,11 +36,15 @@ from dialpref.teachers.base import ChatRequest
 from dialpref.teachers.llamacpp import LlamaCppTeacher
 
 
-def grammar_first_step(teacher: LlamaCppTeacher, options: list[str]) -> tuple[dict[str, float], float]:
-    """Option shares of the grammar-allowed first tokens at the last evaluated position, and their total mass."""
+def next_token_probs(teacher: LlamaCppTeacher) -> np.ndarray:
+    """The softmax over the whole vocabulary at the last evaluated position."""
     logits = np.ctypeslib.as_array(teacher.llm._ctx.get_logits(), shape=(teacher.llm.n_vocab(),))
     p = np.exp(logits.astype(np.float64) - logits.max())
-    p /= p.sum()
+    return p / p.sum()
+
+
+def grammar_first_step(teacher: LlamaCppTeacher, p: np.ndarray, options: list[str]) -> tuple[dict[str, float], float]:
+    """Option shares of the grammar-allowed first tokens under next-token probabilities p, and their total mass."""
     shares = dict.fromkeys(options, 0.0)
     for token, text in enumerate(_vocabulary(teacher)):
         owners = [o for o in options if text and o.startswith(text)]
@@ -74,11 +78,9 @@ def measure(spec: str, dataset: str, dialogues: int, questions: int, samples: in
             query = utterance_queries(prompt, task, d, i, shots)[0]
             options = list(query.options)
             expected, _, _ = query_distribution(teacher, query)  # leaves the logits of the answer position
-            first, allowed = grammar_first_step(teacher, options)
+            p = next_token_probs(teacher)
+            first, allowed = grammar_first_step(teacher, p, options)
             ids = teacher.option_token_ids(options)
-            logits = np.ctypeslib.as_array(teacher.llm._ctx.get_logits(), shape=(teacher.llm.n_vocab(),))
-            p = np.exp(logits.astype(np.float64) - logits.max())
-            p /= p.sum()
             option_mass = float(sum(p[t] for toks in ids.values() for t in toks))
             counts: Counter[str] = Counter()
             for s in range(samples):
@@ -93,6 +95,7 @@ def measure(spec: str, dataset: str, dialogues: int, questions: int, samples: in
                                  "unparseable": counts["unparseable"]})
             print(spec, dataset, d.id, i, "expected", _r(expected), "first step", _r(first),
                   "generated", _r(generated), flush=True)
+
     def gap(a: str, b: str) -> float:
         return round(float(np.mean([abs(q[a][o] - q[b][o]) for q in per_question for o in q[a]])), 4)
 
