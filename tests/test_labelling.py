@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from dialpref.cli import app
+from dialpref.cli import app, resolve_mode
 from dialpref.data.schema import Dialogue
 from dialpref.label.bank import BUILTIN_PROMPTS, Bank, load_bank, utterance_queries
 from dialpref.label.causal import causal_pieces, label_causal
@@ -19,6 +19,7 @@ from dialpref.label.tasks import BUILTIN
 from dialpref.teachers.cache import CachedTeacher, TeacherCache
 from dialpref.teachers.calls import option_probs
 from dialpref.teachers.factory import make_teacher
+from tests.conftest import embedded_teacher
 from tests.fake_openai import FakeOpenAI
 from tests.kill_midway import kill_after_stored
 
@@ -121,7 +122,7 @@ def test_label_cli_writes_parquet_and_jsonl_that_datasets_loads(smollm2, shared_
         out = tmp_path / f"scores.{suffix}"
         result = runner.invoke(app, ["label", source, "--split", "test", "--dialogues", "2", "--bank",
                                      "choice_names@v1,yes_no@v1", "--output", str(out), "--cache",
-                                     str(tmp_path / "c.sqlite"), "--prior", "unlabelled"])
+                                     str(tmp_path / "c.sqlite"), "--teacher", "smollm2-135m"])
         assert result.exit_code == 0, result.output
         loaded = datasets.load_dataset(suffix if suffix == "parquet" else "json", data_files=str(out), split="train")
         assert {"dialogue_id", "turn_index", "speaker", "text", "scores", "per_prompt", "votes", "gold",
@@ -130,7 +131,35 @@ def test_label_cli_writes_parquet_and_jsonl_that_datasets_loads(smollm2, shared_
                                                                                             "yes_no@v1"]
         summary = json.loads((tmp_path / "scores.summary.json").read_text())
         assert summary["gold"]["n"] == len(loaded) and 0 <= summary["gold"]["ece"] <= 1
+        # a bank was asked for, so --mode auto stays with prompts; the prior is the default, unlabelled
+        assert summary["config"]["mode"] == "prefix" and summary["config"]["prior"] == "unlabelled"
         assert (tmp_path / "scores.reliability.png").exists()
+
+
+@pytest.mark.parametrize("teacher, estimator, bank, expected", [
+    ("gemma3-270m", "expected", None, "causal"),              # the defaults
+    ("gemma3-270m", "votes", None, "prefix"),                 # causal mode has no votes
+    ("gemma3-270m", "expected", "choice_names@v1", "prefix"),  # a bank asked for is a bank used
+    ("http://127.0.0.1:8080", "expected", None, "prefix"),    # a server cannot stream a dialogue
+])
+def test_auto_mode_is_causal_only_where_causal_applies(teacher, estimator, bank, expected):
+    assert resolve_mode("auto", teacher, estimator, bank) == expected
+    assert resolve_mode("prefix", teacher, estimator, bank) == "prefix"  # an explicit mode stays
+
+
+def test_label_cli_defaults_to_the_dev_chosen_embedded_configuration(shared_data, tmp_path):
+    embedded_teacher("gemma3-270m")  # skips without the model
+    out = tmp_path / "scores.jsonl"
+    result = runner.invoke(app, ["label", str(shared_data / "dailydialog" / "data.zip"), "--split", "test",
+                                 "--dialogues", "2", "--output", str(out), "--cache", str(tmp_path / "c.sqlite")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summary["teacher"] == "gemma3-270m"
+    assert (summary["config"]["mode"], summary["config"]["prior"]) == ("causal", "unlabelled")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(abs(sum(r["scores"].values()) - 1) < 1e-6 for r in rows)
+    mean_prompt = sum(r["prompt_tokens"] for r in rows) / len(rows)
+    assert summary["tokens_evaluated_per_label"] < 0.5 * mean_prompt  # each turn read once, not once per label
 
 
 def test_calibrate_cli_fits_on_dev_and_reports_before_and_after(tmp_path):
@@ -175,9 +204,9 @@ def test_bank_select_scores_each_prompt_on_gold_dev(smollm2, shared_data, tmp_pa
 
 CHILD = """
 import sys
-from dialpref.cli import app
+from dialpref.cli import app, resolve_mode
 sys.argv = ["dialpref", "label", sys.argv[1], "--split", "test", "--dialogues", "12", "--output", sys.argv[2],
-            "--cache", sys.argv[3]]
+            "--cache", sys.argv[3], "--teacher", "smollm2-135m", "--mode", "prefix", "--prior", "none"]
 app()
 """
 

@@ -28,6 +28,10 @@ app.add_typer(data_app, name="data")
 app.add_typer(teachers_app, name="teachers")
 
 FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {', '.join(FORMATS)}."
+# Gemma-3-270M (a base model) in causal completion form with the unlabelled prior divided out: the embedded
+# configuration with the best macro-F1 on both dev sets (benchmarks/teacher_search.py); `label` and
+# `quickstart` default to it.
+EMBEDDED_TEACHER = "gemma3-270m"
 TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
                 "or an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY).")
 
@@ -202,18 +206,20 @@ def _examples(path: Optional[str], task, split: Optional[str] = "train"):
 def label(
     source: str = typer.Argument(..., help="Dialogue file (any supported format), or 'chitchat'."),
     task: str = typer.Option("dialogue_act", help=TASK_HELP),
-    teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
+    teacher: str = typer.Option(EMBEDDED_TEACHER, help=TEACHER_HELP),
     server_model: str = typer.Option("default", help="Model name to send to a server."),
-    bank: str = typer.Option("choice_names@v1", help=BANK_HELP),
+    bank: Optional[str] = typer.Option(None, help=BANK_HELP + " [default: choice_names@v1]"),
     examples: Optional[str] = typer.Option(None, help=EXAMPLES_HELP),
     estimator: str = typer.Option("expected", help="'expected': option probabilities, one forward pass per "
                                                    "prompt. 'votes': N sampled answers over the bank (the paper)."),
     votes: int = typer.Option(10, help="N for the votes estimator (answers per utterance, round-robin over prompts)."),
     sampler: str = typer.Option("generate", help="votes: 'generate' (one teacher call per vote) or 'distribution' "
                                                  "(drawn from one forward pass's answer distribution)."),
-    mode: str = typer.Option("prefix", help="'prefix': the whole dialogue as a reused prefix; 'causal': read once, "
-                                            "ask after each utterance (embedded teacher)."),
-    prior: str = typer.Option("none", help="Divide out the teacher's label prior: none, content_free, unlabelled, or "
+    mode: str = typer.Option("auto", help="'prefix': the whole dialogue as a reused prefix; 'causal': read once, "
+                                          "ask after each utterance (embedded teacher, expected estimator, its own "
+                                          "prompt); 'auto': causal where it applies (embedded teacher, expected "
+                                          "estimator, no --bank), else prefix."),
+    prior: str = typer.Option("unlabelled", help="Divide out the teacher's label prior: none, content_free, unlabelled, or "
                                             "unlabelled_em (then reweight by class frequencies EM estimates from "
                                             "the same unlabelled utterances)."),
     buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
@@ -226,12 +232,23 @@ def label(
 ) -> None:
     """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
 
+    The defaults are the embedded configuration that did best on the dev dialogues
+    (benchmarks/teacher_search.py): Gemma-3-270M in causal mode with the unlabelled prior divided out.
+
     Example: dialpref label ../shared/data/dailydialog/data.zip --split test --bank choice_names@v1,yes_no@v1
     --estimator votes --votes 10 --output runs/dd/scores.parquet
     """
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
-               dict(bank=bank, estimator=estimator, votes=votes, sampler=sampler, mode=mode, prior=prior,
-                    buckets=buckets), examples)
+               dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
+                    mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples)
+
+
+def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -> str:
+    """'auto' becomes causal where causal mode can run and nothing asked for a prompt bank, else prefix."""
+    if mode != "auto":
+        return mode
+    embedded = not teacher.startswith(("http://", "https://"))
+    return "causal" if embedded and estimator == "expected" and bank is None else "prefix"
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
@@ -400,10 +417,6 @@ def bank_select(
     console.print(f"{len(kept.prompts)} of {len(candidates.prompts)} prompts kept: {output}")
 
 
-# The best teacher configuration measured by benchmarks/teacher_search.py (see the README's table).
-# Gemma-3-270M (a base model) in causal completion form was the only configuration at or above the
-# majority class on both dev sets (DailyDialog acts and MELD sentiment).
-QUICKSTART_TEACHER = "gemma3-270m"
 SHARED_DAILYDIALOG = Path("../shared/data/dailydialog/data.zip")
 
 
@@ -414,7 +427,7 @@ def quickstart(
     train_dialogues: int = typer.Option(40, help="Dialogues the teacher labels for the student."),
     eval_dialogues: int = typer.Option(20, help="Held-out dialogues to evaluate on."),
     gold_fraction: float = typer.Option(0.1, help="Share of the training utterances' gold labels to fine-tune on."),
-    teacher: str = typer.Option(QUICKSTART_TEACHER, help=TEACHER_HELP),
+    teacher: str = typer.Option(EMBEDDED_TEACHER, help=TEACHER_HELP),
     output: Path = typer.Option(Path("runs/quickstart"), help="Run folder."),
 ) -> None:
     """The whole method on embedded defaults, in minutes: real dialogues -> teacher scores -> pairwise
