@@ -219,9 +219,9 @@ def label(
                                           "ask after each utterance (embedded teacher, expected estimator, its own "
                                           "prompt); 'auto': causal where it applies (embedded teacher, expected "
                                           "estimator, no --bank), else prefix."),
-    prior: str = typer.Option("unlabelled", help="Divide out the teacher's label prior: none, content_free, unlabelled, or "
-                                            "unlabelled_em (then reweight by class frequencies EM estimates from "
-                                            "the same unlabelled utterances)."),
+    prior: str = typer.Option("unlabelled", help="Divide out the teacher's label prior: none, content_free, "
+                                                  "unlabelled, or unlabelled_em (then reweight by class "
+                                                  "frequencies EM estimates from the same unlabelled utterances)."),
     buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
     dialogues: int = typer.Option(5, help="Label this many dialogues."),
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split."),
@@ -245,10 +245,11 @@ def label(
 
 def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -> str:
     """'auto' becomes causal where causal mode can run and nothing asked for a prompt bank, else prefix."""
+    from dialpref.teachers.factory import is_server
+
     if mode != "auto":
         return mode
-    embedded = not teacher.startswith(("http://", "https://"))
-    return "causal" if embedded and estimator == "expected" and bank is None else "prefix"
+    return "causal" if not is_server(teacher) and estimator == "expected" and bank is None else "prefix"
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,

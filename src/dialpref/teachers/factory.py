@@ -11,11 +11,16 @@ from dialpref.teachers.packaged import DEFAULT_MODEL
 DEFAULT_CACHE = Path(os.environ.get("DIALPREF_CACHE", ".dialpref/teacher-cache.sqlite"))
 
 
+def is_server(spec: str) -> bool:
+    """Whether a teacher spec names an OpenAI-compatible server rather than an embedded model."""
+    return spec.startswith(("http://", "https://"))
+
+
 def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", api_key_env: str = "OPENAI_API_KEY",
                  cache_path: str | Path | None = DEFAULT_CACHE, concurrency: int = 8, timeout: float = 60.0,
                  n_ctx: int = 4096):
     """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server)."""
-    if spec.startswith(("http://", "https://")):
+    if is_server(spec):
         from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
         teacher = OpenAICompatTeacher(spec, server_model, api_key_env=api_key_env, concurrency=concurrency,
