@@ -17,6 +17,7 @@ from rich.table import Table
 
 from dialpref.data import Rejects, detect_format, read_dialogues
 from dialpref.data.formats import FORMATS
+from dialpref.teachers.packaged import LABEL_MODEL
 
 console = Console(stderr=True)
 app = typer.Typer(help="dialpref: LLM judgements about conversations, distilled into small dialogue models.",
@@ -31,7 +32,7 @@ FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {'
 # Gemma-3-270M (a base model) in causal completion form with the unlabelled prior divided out: the embedded
 # configuration with the best macro-F1 on both dev sets (benchmarks/teacher_search.py); `label` and
 # `quickstart` default to it.
-EMBEDDED_TEACHER = "gemma3-270m"
+EMBEDDED_TEACHER = LABEL_MODEL
 TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
                 "or an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY).")
 
@@ -144,16 +145,18 @@ def teachers_list(ctx: typer.Context) -> None:
     """List the packaged GGUF teachers: installed or not, size, licence, and how to install them."""
     if ctx.invoked_subcommand is not None:
         return
-    from dialpref.teachers.packaged import DEFAULT_MODEL, MODELS, is_installed, size_bytes
+    from rich.markup import escape
+
+    from dialpref.teachers.packaged import DEFAULT_OF, MODELS, is_installed, size_bytes
 
     table = Table(title="Packaged teachers (from PyPI; nothing is downloaded from a model hub)")
-    for column in ("name", "model", "params", "size", "licence", "installed", "install with"):
+    for column in ("name", "model", "params", "size", "licence", "default of", "installed", "install with"):
         table.add_column(column, no_wrap=column in ("name", "install with"))
     for model in MODELS.values():
         size = size_bytes(model)
-        table.add_row(model.name + (" (default)" if model.name == DEFAULT_MODEL else ""), model.description,
-                      model.params, f"{size / 1e6:.0f} MB" if size else "-", model.licence,
-                      "yes" if is_installed(model) else "no", model.install)
+        table.add_row(model.name, escape(model.description), model.params, f"{size / 1e6:.0f} MB" if size else "-",
+                      escape(model.licence), DEFAULT_OF.get(model.name, "-"), "yes" if is_installed(model) else "no",
+                      escape(model.install))
     _out().print(table)
     _out().print("Any other GGUF: pass its path. Any OpenAI-compatible server: pass its URL.")
 
@@ -425,31 +428,46 @@ SHARED_DAILYDIALOG = Path("../shared/data/dailydialog/data.zip")
 def quickstart(
     source: str = typer.Option("auto", help="Dialogues: 'auto' (DailyDialog from ../shared/data when present, "
                                             "with gold acts; else the chitchat-dataset package, no gold) or a file."),
-    train_dialogues: int = typer.Option(40, help="Dialogues the teacher labels for the student."),
-    eval_dialogues: int = typer.Option(20, help="Held-out dialogues to evaluate on."),
+    train_utterances: int = typer.Option(1500, help="Read training dialogues until the teacher has this many "
+                                                    "utterances to label."),
+    eval_utterances: int = typer.Option(200, help="Read held-out dialogues until this many utterances."),
+    min_turns: int = typer.Option(4, help="Skip dialogues with fewer turns."),
     gold_fraction: float = typer.Option(0.1, help="Share of the training utterances' gold labels to fine-tune on."),
+    finetune_steps: int = typer.Option(60, help="Optimiser steps of each gold fine-tune (16 utterances a step)."),
+    seed: int = typer.Option(0, help="Seed of the student and of the gold subset."),
     teacher: str = typer.Option(EMBEDDED_TEACHER, help=TEACHER_HELP),
     output: Path = typer.Option(Path("runs/quickstart"), help="Run folder."),
 ) -> None:
-    """The whole method on embedded defaults, in minutes: real dialogues -> teacher scores -> pairwise
-    student -> gold fine-tune -> evaluation, with one HTML report (runs/quickstart/report.html)."""
+    """The whole method on embedded defaults in a few minutes, and what it buys.
+
+    Real dialogues -> teacher scores -> a student pretrained on intra-dialogue pairs and fine-tuned on 10 %
+    of the gold labels, beside the same student on that gold alone and the teacher, on the same held-out
+    utterances; the teacher's cost per label against the student's; the teacher's reliability diagram.
+    Report: runs/quickstart/report.html. A rerun answers every teacher call from the run's cache.
+    """
     from dialpref.pipeline import DistillConfig, distill_run
 
     if source == "auto":
         source = str(SHARED_DAILYDIALOG) if SHARED_DAILYDIALOG.exists() else "chitchat"
     splits = ("train", "test") if source.endswith("dailydialog/data.zip") else (None, None)
     console.rule("1/2  the data")
+    (output / "rejects.jsonl").unlink(missing_ok=True)  # a rerun rewrites its rejects, it does not append
     data_inspect(source=source, format=None, split=splits[0], rejects=output / "rejects.jsonl", show=1)
     console.rule("2/2  teacher -> pairwise student -> evaluation (dialogue acts)")
     config = DistillConfig(source=source, teacher=teacher, train_split=splits[0], eval_split=splits[1],
-                           train_dialogues=train_dialogues, eval_dialogues=eval_dialogues, gold_fraction=gold_fraction)
+                           train_utterances=train_utterances, eval_utterances=eval_utterances, min_turns=min_turns,
+                           gold_fraction=gold_fraction, finetune_steps=finetune_steps, seed=seed)
     try:
-        result = distill_run(config, output, output / "teacher-cache.sqlite", say=lambda m: console.print(f"[bold]{m}"))
+        result = distill_run(config, output, output / "teacher-cache.sqlite", say=lambda m: console.print(m))
     except (ValueError, RuntimeError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
-    _out().print_json(json.dumps({k: v for k, v in result.items() if k != "config"}))
-    console.print(f"done: open {result['report']} (student in {output}/student, Hugging Face format).")
+    from dialpref.report.quickstart import cost_line, verdict
+
+    _out().print(verdict(result), highlight=False)
+    _out().print(cost_line(result["cost"]), highlight=False)
+    console.print(f"done in {result['wall_seconds']:.0f} s: open {result['report']} (student in {output}/student, "
+                  "Hugging Face format; summary.json has every figure).")
 
 
 def _register_students() -> None:

@@ -67,9 +67,9 @@ def _bar(progress, label):
 def student_train(
     scores: Path = typer.Argument(..., help="Teacher scores from `dialpref label` (.jsonl or .parquet)."),
     output: Path = typer.Option(Path("runs/student"), help="Folder for the student (Hugging Face format)."),
-    dialogues: Optional[str] = typer.Option(None, help="The labelled dialogues' source, for context turns the "
-                                                       "task does not label; default: rebuilt from the scores."),
-    split: Optional[str] = typer.Option(None, help="Split of --dialogues."),
+    source: Optional[str] = typer.Option(None, help="The labelled dialogues' file, for context turns the "
+                                                    "task does not label; default: rebuilt from the scores."),
+    split: Optional[str] = typer.Option(None, help="Split of --source."),
     loss: str = typer.Option("pairwise", help="'pairwise' (intra-dialogue pairs, adaptive margin; the paper) or "
                                               "'pointwise' (soft-label cross-entropy on S)."),
     alpha: float = typer.Option(0.5, help="Pairwise margin weight alpha in [0, 1]."),
@@ -99,12 +99,12 @@ def student_train(
         raise typer.BadParameter(f"{scores} holds no rows")
     task = load_task(rows[0]["task"])
     by_key = {(r["dialogue_id"], int(r["turn_index"])): r for r in rows if r.get("scores")}
-    items = (_dialogues(dialogues, split, None, output / "input-rejects.jsonl") if dialogues
+    items = (_dialogues(source, split, None, output / "input-rejects.jsonl") if source
              else _dialogues_from_rows(rows))
     student = Student(task, StudentConfig(encoder=encoder, context_turns=context, max_length=max_length), seed=seed)
     windows = [w for w in student.windows(items) if w.key in by_key]
     if not windows:
-        raise typer.BadParameter("no window matches a scored utterance: are --dialogues the labelled ones?")
+        raise typer.BadParameter("no window matches a scored utterance: is --source the labelled file?")
     matrix = np.array([[by_key[w.key]["scores"][c] for c in task.class_names] for w in windows])
     options = {"alpha": alpha, "pair_mode": pairs, "seed": seed} if loss == "pairwise" else {}
     with _progress() as progress:

@@ -22,13 +22,17 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import jinja2
 import yaml
 
 from dialpref.data.schema import Dialogue
 from dialpref.label.tasks import TaskSpec
+from dialpref.teachers.base import TeacherError
+from dialpref.teachers.context import first_fitting_start
+
+Fits = Callable[[list[dict[str, str]]], bool]
 
 FORMS = ("choice", "yes_no", "dialogue_list")
 ANSWERS = ("name", "letter")
@@ -79,6 +83,7 @@ class Query:
     to_class: dict[str, str]  # choice: option -> class; yes_no: {"yes": class}
     form: str
     target_class: str | None = None  # yes_no / dialogue_list: the class asked about
+    turns_dropped: int = 0  # preceding turns left out because the prompt did not fit the teacher's context
 
 
 BUILTIN_PROMPTS: dict[str, PromptSpec] = {p.id: p for p in [
@@ -186,9 +191,30 @@ def _render(prompt: PromptSpec, **values: Any) -> list[dict[str, str]]:
 
 
 def utterance_queries(prompt: PromptSpec, task: TaskSpec, dialogue: Dialogue, target: int,
-                      examples: Sequence[Example] = ()) -> list[Query]:
-    """The questions one per-utterance prompt asks about utterance `target`."""
+                      examples: Sequence[Example] = (), fits: Fits | None = None) -> list[Query]:
+    """The questions one per-utterance prompt asks about utterance `target`.
+
+    `fits(messages)`: the teacher's context rule; when the prompt does not fit, the oldest turns are left
+    out (`teachers/context.py`) and each query records how many in `turns_dropped`.
+    """
+    if prompt.form == "dialogue_list":
+        raise ValueError(f"prompt {prompt.id!r} ({prompt.form}) is asked once per dialogue, not per utterance")
     turns, index = visible_turns(task, dialogue, target)
+    dropped = 0
+    if fits is not None:
+        start = first_fitting_start(0, index, lambda s: fits(_queries(prompt, task, turns[s:], index - s,
+                                                                      examples)[0].messages))
+        if start is None:
+            raise TeacherError(f"utterance {target + 1} alone does not fit the teacher's context with the "
+                               f"prompt {prompt.id}")
+        turns, index, dropped = turns[start:], index - start, start
+    queries = _queries(prompt, task, turns, index, examples)
+    for query in queries:
+        query.turns_dropped = dropped
+    return queries
+
+
+def _queries(prompt: PromptSpec, task: TaskSpec, turns: list, index: int, examples: Sequence[Example]) -> list[Query]:
     if prompt.form == "choice":
         if prompt.answer == "letter":
             options, to_class = list(task.letters), dict(task.letters)
@@ -196,12 +222,10 @@ def utterance_queries(prompt: PromptSpec, task: TaskSpec, dialogue: Dialogue, ta
             options, to_class = task.class_names, {c: c for c in task.classes}
         messages = _render(prompt, task=task, turns=turns, target=index, options=options, examples=examples)
         return [Query(prompt.id, messages, options, to_class, "choice")]
-    if prompt.form == "yes_no":
-        return [Query(prompt.id, _render(prompt, task=task, turns=turns, target=index, class_name=name,
-                                         options=["yes", "no"], examples=examples),
-                      ["yes", "no"], {"yes": name}, "yes_no", target_class=name)
-                for name in task.classes]
-    raise ValueError(f"prompt {prompt.id!r} ({prompt.form}) is asked once per dialogue, not per utterance")
+    return [Query(prompt.id, _render(prompt, task=task, turns=turns, target=index, class_name=name,
+                                     options=["yes", "no"], examples=examples),
+                  ["yes", "no"], {"yes": name}, "yes_no", target_class=name)
+            for name in task.classes]
 
 
 def dialogue_queries(prompt: PromptSpec, task: TaskSpec, dialogue: Dialogue) -> list[Query]:

@@ -61,8 +61,8 @@ def label_causal(teacher: Teacher, task: TaskSpec, dialogue: Dialogue,
             if cache is not None and stored[i] is None:
                 cache.put(keys[i], kind="causal", backend=teacher.backend, model=teacher.model,
                           request={"text": head + "".join(segments[:i + 1]) + ask, "options": options},
-                          response={"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens})
-            stored[i] = {"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens}
+                          response=_stored(result))
+            stored[i] = _stored(result)
     config = ScoringConfig(estimator="expected")
     rows = []
     for i in targets:
@@ -72,5 +72,15 @@ def label_causal(teacher: Teacher, task: TaskSpec, dialogue: Dialogue,
         row["per_prompt"] = {PROMPT_ID: normalise(scores.logprobs)}
         row["raw_outputs"] = [{"prompt_id": PROMPT_ID, "class": None, "output": json.dumps(scores.logprobs)}]
         row["prompt_tokens"] = scores.prompt_tokens
+        if scores.turns_dropped or scores.utterance_cut:
+            row["truncation"] = {"turns_dropped": scores.turns_dropped, "utterance_cut": scores.utterance_cut}
         rows.append(finish_row(row, task))
     return rows
+
+
+def _stored(result: OptionScores) -> dict[str, Any]:
+    """What the cache keeps of one answer (truncation only when there was some)."""
+    stored: dict[str, Any] = {"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens}
+    if result.turns_dropped or result.utterance_cut:
+        stored.update(turns_dropped=result.turns_dropped, utterance_cut=result.utterance_cut)
+    return stored

@@ -33,7 +33,8 @@ def write_rows(rows: Iterable[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
     if path.suffix == ".parquet":
         return _pyarrow().parquet.read_table(path).to_pylist()
     rows = []

@@ -19,7 +19,7 @@ from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
 from dialpref.label import calibration
 from dialpref.label.bank import Bank, load_bank
-from dialpref.label.causal import label_causal
+from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
 from dialpref.label.output import write_rows
 from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
 from dialpref.label.scoring import ScoringConfig, score_dialogue, scores_at
@@ -73,6 +73,8 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     skipped = [p.id for p in bank.prompts if p not in bank.usable()]
     inner = getattr(teacher, "teacher", teacher)
     tokens_before = getattr(inner, "evaluated_tokens", None)
+    cache = getattr(teacher, "cache", None)
+    misses_before = cache.misses if cache is not None else 0
     started = time.perf_counter()
     rows: list[dict] = []
     for dialogue in dialogues:
@@ -99,11 +101,18 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
                             row["errors"][:3] or ["no prompt answered"]), raw=row)
     rejects.close()
 
+    causal = config.mode == "causal"
+    computed = cache is None or cache.misses > misses_before  # a run answered wholly from the cache has no speed
     summary: dict[str, Any] = {
-        "task": task.name, "teacher": teacher.model, "config": asdict(config), "prompts": bank.ids,
-        "prompts_skipped": skipped, "dialogues": len(dialogues), "utterances": len(rows),
+        "task": task.name, "teacher": teacher.model,
+        "config": {**asdict(config), **({"bank": None} if causal else {})},
+        "prompts": [CAUSAL_PROMPT_ID] if causal else bank.ids,
+        "prompts_skipped": [] if causal else skipped, "dialogues": len(dialogues), "utterances": len(rows),
         "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
-        "seconds": round(seconds, 2), "labels_per_second": round(len(rows) / seconds, 2) if seconds else None,
+        "truncated": sum(bool(r.get("truncation")) for r in rows),
+        "seconds": round(seconds, 2),
+        "labels_per_second": round(len(rows) / seconds, 2) if seconds and computed else None,
+        "answered_from_cache": not computed,
         "prompt_tokens_per_label": round(sum(r["prompt_tokens"] for r in rows) / max(1, len(rows)), 1),
         "output": str(output), "rejects": str(rejects.path)}
     if tokens_before is not None:

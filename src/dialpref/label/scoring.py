@@ -124,7 +124,8 @@ def new_row(task: TaskSpec, dialogue: Dialogue, index: int, teacher: Teacher, co
     return {"dialogue_id": dialogue.id, "turn_index": index, "speaker": turn.speaker, "role": turn.role,
             "text": turn.text, "gold": task.gold(turn.labels), "task": task.name, "teacher": teacher.model,
             "estimator": config.estimator, "scores": None, "predicted": None, "per_prompt": {}, "votes": [],
-            "prompt_ids": [], "raw_outputs": [], "errors": [], "prompt_tokens": 0, "prior": None}
+            "prompt_ids": [], "raw_outputs": [], "errors": [], "prompt_tokens": 0, "prior": None,
+            "truncation": None}
 
 
 def score_dialogue(teacher: Teacher, task: TaskSpec, bank: Bank, dialogue: Dialogue,
@@ -149,10 +150,11 @@ def score_dialogue(teacher: Teacher, task: TaskSpec, bank: Bank, dialogue: Dialo
 
 def _expected_one(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue: Dialogue, index: int,
                   shots, row: dict) -> dict[str, float] | None:
-    queries = utterance_queries(prompt, task, dialogue, index, shots)
     row["prompt_ids"].append(prompt.id)
     probs = []
     try:
+        queries = utterance_queries(prompt, task, dialogue, index, shots, fits=_fits(teacher))
+        _note_truncation(row, queries)
         for query in queries:
             dist, tokens, raw = query_distribution(teacher, query)
             row["prompt_tokens"] += tokens
@@ -164,6 +166,18 @@ def _expected_one(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue
         return None
     row["per_prompt"][prompt.id] = class_distribution(queries, probs, task)
     return row["per_prompt"][prompt.id]
+
+
+def _fits(teacher: Teacher):
+    """The teacher's context rule, where it has one."""
+    return getattr(teacher, "fits", None)
+
+
+def _note_truncation(row: dict, queries: Sequence[Query]) -> None:
+    dropped = max(q.turns_dropped for q in queries)
+    if dropped:
+        row["truncation"] = {"turns_dropped": max(dropped, (row["truncation"] or {}).get("turns_dropped", 0)),
+                             "utterance_cut": False}
 
 
 def finish_row(row: dict, task: TaskSpec) -> dict:
@@ -209,7 +223,12 @@ def _votes(teacher: Teacher, task: TaskSpec, bank: Bank, prompts: Sequence[Promp
             continue
         shots = bank.shots_for(prompt, task)
         for i in targets:
-            queries = utterance_queries(prompt, task, dialogue, i, shots)
+            try:
+                queries = utterance_queries(prompt, task, dialogue, i, shots, fits=_fits(teacher))
+            except TeacherError as err:
+                rows[i]["errors"].append(f"{prompt.id}: {err}")
+                continue
+            _note_truncation(rows[i], queries)
             answers = (_sampled_answers(teacher, queries, samples, rows[i], config)
                        if config.sampler == "generate" else
                        _drawn_answers(teacher, queries, samples, rows[i], dialogue, i, config))

@@ -29,12 +29,13 @@ def plot_student_vs_teacher(teacher: np.ndarray, student: np.ndarray, classes: S
     return path
 
 
-def plot_confusion(gold: Sequence[str], predicted: Sequence[str], classes: Sequence[str], path: Path,
-                   title: str = "") -> Path:
+def plot_confusion(reference: Sequence[str], predicted: Sequence[str], classes: Sequence[str], path: Path,
+                   title: str = "", rows_label: str = "gold label", columns_label: str = "predicted label") -> Path:
+    """Rows: the reference (gold, or the teacher where there is no gold), named on the y-axis as such."""
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=list(classes), ax=ax, colorbar=False,
+    ConfusionMatrixDisplay.from_predictions(reference, predicted, labels=list(classes), ax=ax, colorbar=False,
                                             xticks_rotation=30)
-    ax.set_title(title)
+    ax.set(title=title, ylabel=rows_label, xlabel=columns_label)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

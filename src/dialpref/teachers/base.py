@@ -79,6 +79,9 @@ class OptionScores:
     logprobs: dict[str, float]
     prompt_tokens: int = 0
     cached: bool = False
+    # set when the prompt did not fit the teacher's context (see `fit_context` in label/context.py)
+    turns_dropped: int = 0  # preceding turns the teacher did not see
+    utterance_cut: bool = False  # the utterance itself was cut to its head and tail
 
 
 ResultCallback = Callable[[int, "Completion | Exception"], None]

@@ -88,6 +88,11 @@ class CachedTeacher(BatchedMixin):
     def identity(self) -> dict[str, Any]:
         return self.teacher.identity()
 
+    def fits(self, messages: Sequence[Message]) -> bool:
+        """The wrapped teacher's context rule (a teacher without one takes any prompt)."""
+        fits = getattr(self.teacher, "fits", None)
+        return fits(messages) if fits is not None else True
+
     def key(self, kind: str, payload: dict[str, Any]) -> str:
         """The cache key of a call of `kind` with `payload` to this teacher."""
         return stable_hash({"kind": kind, "backend": self.backend, "model": self.teacher.identity(),

@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 from dialpref.teachers.cache import CachedTeacher, TeacherCache
+from dialpref.teachers.context import SERVER_CONTEXT
 from dialpref.teachers.packaged import DEFAULT_MODEL
+
+EMBEDDED_CONTEXT = 4096
 
 DEFAULT_CACHE = Path(os.environ.get("DIALPREF_CACHE", ".dialpref/teacher-cache.sqlite"))
 
@@ -18,17 +21,19 @@ def is_server(spec: str) -> bool:
 
 def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", api_key_env: str = "OPENAI_API_KEY",
                  cache_path: str | Path | None = DEFAULT_CACHE, concurrency: int = 8, timeout: float = 60.0,
-                 n_ctx: int = 4096):
-    """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server)."""
+                 n_ctx: int | None = None):
+    """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server).
+    `n_ctx`: the context window in tokens (default 4096 embedded, 8192 for a server); dialogues that do
+    not fit are cut by the rule in `teachers/context.py`."""
     if is_server(spec):
         from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
         teacher = OpenAICompatTeacher(spec, server_model, api_key_env=api_key_env, concurrency=concurrency,
-                                      timeout=timeout)
+                                      timeout=timeout, context_tokens=n_ctx or SERVER_CONTEXT)
     else:
         from dialpref.teachers.llamacpp import LlamaCppTeacher
 
-        teacher = LlamaCppTeacher(spec, n_ctx=n_ctx)
+        teacher = LlamaCppTeacher(spec, n_ctx=n_ctx or EMBEDDED_CONTEXT)
     if cache_path is None:
         return teacher
     return CachedTeacher(teacher, TeacherCache(cache_path))

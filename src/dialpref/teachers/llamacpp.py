@@ -20,6 +20,7 @@ re-evaluating the tokens just before it.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dialpref.teachers.base import ChatRequest, Completion, Message, OptionScores, SequentialMixin, TeacherError
+from dialpref.teachers.context import CUT_MARKER, cut_middle, recent_start
 from dialpref.teachers.packaged import DEFAULT_MODEL, resolve_model_path
 
 log = logging.getLogger("dialpref.teachers.llamacpp")
@@ -57,6 +59,24 @@ def _no_weight_repacking(llama_cpp):
         low.llama_model_default_params = original
 
 
+_LOG_CALLBACK = None  # kept referenced: llama.cpp holds only a C pointer to it
+
+
+def _quiet_llama_logs(llama_cpp) -> None:
+    """Send llama.cpp's own log lines (e.g. `llama_kv_cache_iswa: using full-size SWA cache`, which it
+    prints whatever `verbose` says) to this module's logger at debug level instead of the user's stderr."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level, text, user_data):
+        log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+    _LOG_CALLBACK = callback
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
 def batch_bounds(n: int, size: int, least: int) -> list[tuple[int, int]]:
     """Cut n tokens into batches of at most `size`, none under `least` (unless n itself is)."""
     starts = list(range(0, n, size)) or [0]
@@ -75,7 +95,9 @@ class LlamaCppTeacher(SequentialMixin):
         except ImportError as err:  # pragma: no cover - depends on the extra
             raise TeacherError("the embedded teacher needs llama-cpp-python: pip install 'dialpref[llamacpp]'") \
                 from err
+        _quiet_llama_logs(llama_cpp)
         self.model, self.path = resolve_model_path(model)
+        self.n_ctx = n_ctx
         self._size = Path(self.path).stat().st_size
         with _no_weight_repacking(llama_cpp) if exact else nullcontext():
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
@@ -101,7 +123,13 @@ class LlamaCppTeacher(SequentialMixin):
     def identity(self) -> dict[str, Any]:
         # the kernels change the numbers, so cached answers of one must not stand in for the other
         return {"model": self.model, "file": Path(self.path).name, "bytes": self._size,
-                **({"kernels": "exact"} if self.min_batch > 1 else {})}
+                **({"kernels": "exact"} if self.min_batch > 1 else {}),
+                # truncated prompts depend on the context size; 4096 (the default) keeps older cache keys
+                **({"n_ctx": self.n_ctx} if self.n_ctx != 4096 else {})}
+
+    def fits(self, messages: Sequence[Message]) -> bool:
+        """Whether the prompt for `messages` leaves room for a one-token answer in the context."""
+        return len(self.tokenize(self.render(messages)[0])) < self.llm.n_ctx() - 1
 
     # --- prompts --------------------------------------------------------------------------
     def render(self, messages: Sequence[Message]) -> tuple[str, list[str]]:
@@ -238,26 +266,37 @@ class LlamaCppTeacher(SequentialMixin):
         The `ask` tokens are dropped from the KV state before the next segment
         is appended, so segment i is answered from exactly the prompt
         head + segments[:i+1] + ask, while each segment is evaluated only once.
-        `OptionScores.prompt_tokens` is that prompt's length; `evaluated_tokens`
-        grows by the segment plus the ask (plus any tokens re-read to reach
-        `min_batch`).
+        A dialogue longer than the context follows `teachers/context.py`: the
+        window restarts from the head and the most recent segments that fill
+        half the room, and a segment longer than the room is cut to its head
+        and tail. `OptionScores.prompt_tokens` is the prompt's length;
+        `turns_dropped` / `utterance_cut` say what it left out.
         """
         ids = self.option_token_ids(options)
-        pieces = [self.tokenize_piece(s) for s in segments]
         ask_tokens = self.tokenize_piece(ask)
-        context = self.tokenize(head)
-        total = len(context) + sum(len(p) for p in pieces) + len(ask_tokens)
-        if total >= self.llm.n_ctx():
-            raise TeacherError(f"{self.model}: causal prompt of {total} tokens exceeds the context of "
-                               f"{self.llm.n_ctx()}")
-        shared = self._shared_prefix(context) if self.reuse_prefix else 0
-        if context[shared:]:
-            self._eval_tail(context, shared)
+        head_tokens = self.tokenize(head)
+        room = self.llm.n_ctx() - 1 - len(head_tokens) - len(ask_tokens)
+        if room < 4 * self.min_batch:
+            raise TeacherError(f"{self.model}: the instructions alone ({len(head_tokens)} tokens) leave no room "
+                               f"in the context of {self.llm.n_ctx()}")
+        marker = self.tokenize_piece(CUT_MARKER)
+        pieces = [self.tokenize_piece(s) for s in segments]
+        cut = [len(p) > room for p in pieces]
+        pieces = [cut_middle(p, room, marker) for p in pieces]
+        shared = self._shared_prefix(head_tokens) if self.reuse_prefix else 0
+        if head_tokens[shared:]:
+            self._eval_tail(head_tokens, shared)
+        context, first = list(head_tokens), 0  # the KV state holds head + pieces[first:i]
         out = []
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
+            if len(context) - len(head_tokens) + len(piece) > room:
+                first = recent_start([len(p) for p in pieces[:i]], min(room // 2, room - len(piece)))
+                context = head_tokens + [t for p in pieces[first:i] for t in p]
+                self._eval_tail(context, len(head_tokens))
             asked = context + piece + ask_tokens
             self._eval_tail(asked, len(context))  # the segment and the question in one batch
-            out.append(OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(asked)))
+            out.append(OptionScores(self._option_logprobs_now(ids), prompt_tokens=len(asked), turns_dropped=first,
+                                    utterance_cut=cut[i]))
             context = context + piece
             self.llm.n_tokens = len(context)  # forget the question; the next segment follows this one
         return out

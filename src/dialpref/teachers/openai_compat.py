@@ -20,6 +20,7 @@ import httpx
 
 from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, Message, OptionScores, ResultCallback,
                                     TeacherError)
+from dialpref.teachers.context import SERVER_CONTEXT, estimated_tokens
 
 log = logging.getLogger("dialpref.teachers.openai")
 
@@ -31,9 +32,10 @@ class OpenAICompatTeacher(BatchedMixin):
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 8, timeout: float = 60.0, max_retries: int = 4,
-                 backoff: float = 1.0, json_mode: str = "auto") -> None:
+                 backoff: float = 1.0, json_mode: str = "auto", context_tokens: int = SERVER_CONTEXT) -> None:
         """`json_mode`: 'json_schema' (OpenAI, vLLM), 'json_object' (llama.cpp server: schema inside
-        json_object), 'none', or 'auto' (try json_schema, fall back once if the server refuses it)."""
+        json_object), 'none', or 'auto' (try json_schema, fall back once if the server refuses it).
+        `context_tokens`: the server model's context window; longer dialogues are cut to fit it."""
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
@@ -45,9 +47,14 @@ class OpenAICompatTeacher(BatchedMixin):
         self.backoff = backoff
         self.json_mode = json_mode
         self.retries_made = 0
+        self.context_tokens = context_tokens
 
     def identity(self) -> dict[str, Any]:
         return {"url": self.base_url, "model": self.model}
+
+    def fits(self, messages: Sequence[Message]) -> bool:
+        """Whether a prompt fits the context, from its estimated length (a server has no tokenizer here)."""
+        return estimated_tokens(messages) < self.context_tokens - 16
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}

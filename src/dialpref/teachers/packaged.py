@@ -65,7 +65,13 @@ MODELS: dict[str, PackagedModel] = {m.name: m for m in [
         notes="third-party chunk packages, checked against a pinned SHA-256; opt-in, never a default"),
 ]}
 
-DEFAULT_MODEL = "smollm2-135m"
+# Two defaults, each chosen by measurement: Gemma-3-270M labels utterances (the best embedded configuration
+# on the dev dialogues, benchmarks/teacher_search.py); SmolLM2-135M-Instruct, a chat model, answers
+# free-form and JSON requests (`teachers ask`, `bank expand`, `synth run`).
+LABEL_MODEL = "gemma3-270m"
+CHAT_MODEL = "smollm2-135m"
+DEFAULT_MODEL = CHAT_MODEL
+DEFAULT_OF = {LABEL_MODEL: "label, quickstart", CHAT_MODEL: "teachers ask, bank, synth"}
 
 
 class ModelNotFound(FileNotFoundError):
