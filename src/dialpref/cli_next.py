@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -51,11 +52,11 @@ def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft 
     from dialpref.next.config import parse_train_args
 
     argv = list(ctx.args)
-    if stage in ("", "--help", "-h") or stage not in ("sft", "dpo"):
-        if stage not in ("", "--help", "-h"):
+    if stage not in ("sft", "dpo") or "--help" in argv or "-h" in argv:
+        if stage not in ("", "--help", "-h", "sft", "dpo"):
             typer.echo(f"stage is 'sft' or 'dpo', not {stage!r}", err=True)
-        argv = ["--help"]
-        stage = "sft|dpo"
+        _train_help(ctx)
+        raise typer.Exit(0 if stage in ("", "--help", "-h", "sft", "dpo") else 2)
     sys.argv[0] = f"dialpref next train {stage}"
     config = parse_train_args(argv)
     from dialpref.cli import console
@@ -64,6 +65,35 @@ def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft 
     summary = train(stage, config)  # type: ignore[arg-type]
     console.print(f"{stage}: {summary['records']} records, {summary['steps']} steps, loss {summary['train_loss']}, "
                   f"{summary['seconds']} s -> {summary['merged'] or config.output_dir}")
+
+
+def _train_help(ctx: typer.Context) -> None:
+    """`next train --help` in the same form as every other command's help (the flags are the dataclass's)."""
+    import dataclasses
+
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from dialpref.next.config import NextTrainConfig
+
+    out = Console()
+    out.print(f"\n [yellow]Usage:[/yellow] [bold]dialpref next train[/bold] [bold]sft|dpo[/bold] [OPTIONS]\n")
+    out.print(" " + escape(inspect.cleandoc(train_command.__doc__ or "")).replace("\n", "\n "), highlight=False)
+    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    for name in ("flag", "type", "help"):
+        table.add_column(name, style="bold cyan" if name == "flag" else "yellow" if name == "type" else None,
+                         no_wrap=name != "help")
+    for f in dataclasses.fields(NextTrainConfig):
+        kind = str(f.type).replace("Optional[", "").rstrip("]")
+        default = "required" if f.default is dataclasses.MISSING else f"default: {f.default}"
+        flag = f"--{f.name}" + (f" / --no_{f.name}" if kind == "bool" else "")
+        table.add_row(flag, "" if kind == "bool" else f"<{kind}>", escape(f"{f.metadata.get('help', '')} [{default}]"))
+    table.add_row("--config", "<path>", "A YAML file of these settings (flags given beside it win).")
+    table.add_row("--help", "", "Show this message and exit.")
+    out.print(Panel(table, title="Options", title_align="left", border_style="dim", box=box.ROUNDED))
 
 
 @next_app.command("predict")

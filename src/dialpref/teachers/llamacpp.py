@@ -20,6 +20,7 @@ re-evaluating the tokens just before it.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import logging
@@ -102,6 +103,8 @@ class LlamaCppTeacher(SequentialMixin):
         with _no_weight_repacking(llama_cpp) if exact else nullcontext():
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
                                        n_threads=n_threads or max(1, os.cpu_count() or 1))
+        # freed before the interpreter tears down llama_cpp's modules, or __del__ fails at exit with a traceback
+        atexit.register(self.llm.close)
         self.min_batch = MIN_EXACT_BATCH if exact else 1
         self._llama_cpp = llama_cpp
         template = self.llm.metadata.get("tokenizer.chat_template")
