@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, write_result  # noqa: E402
+from _common import RESULTS, SHARED_DATA, machine, write_result  # noqa: E402
 
 WHO = ("student", "gold_only", "teacher", "majority_class")
 
@@ -67,7 +67,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sources", nargs="+", default=["chitchat", "dailydialog"])
     args = parser.parse_args()
-    payload: dict = {"sources": {}}
+    previous = RESULTS / "quickstart.json"  # a run of some sources keeps the others' figures
+    payload: dict = {"sources": json.loads(previous.read_text())["sources"] if previous.exists() else {}}
     with tempfile.TemporaryDirectory() as tmp:
         for source in args.sources:
             cwd = Path(tmp) / source / "clone"  # no ../shared beside it
@@ -78,8 +79,10 @@ def main() -> None:
                 seeds = args.seeds
             else:
                 runs, seeds = [run_quickstart(cwd, [])], [0]  # the default command, as written
-            payload["sources"][source] = {"command": "dialpref quickstart " + " ".join(
-                extra if source == "dailydialog" else []), **source_entry(runs, seeds)}
+            payload["sources"][source] = {
+                "command": "dialpref quickstart " + " ".join(extra if source == "dailydialog" else []),
+                "benchmark_command": "python " + " ".join(sys.argv), "machine": machine(),
+                **source_entry(runs, seeds)}
             print(source, json.dumps(payload["sources"][source])[:1500], flush=True)
     write_result("quickstart", payload)
 

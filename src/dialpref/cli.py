@@ -255,8 +255,9 @@ def label(
                                           "prompt); 'auto': causal where it applies (embedded teacher, expected "
                                           "estimator, no --bank), else prefix."),
     prior: str = typer.Option("unlabelled", help="Divide out the teacher's label prior: none, content_free, "
-                                                  "unlabelled, or unlabelled_em (then reweight by class "
-                                                  "frequencies EM estimates from the same unlabelled utterances)."),
+                                                  "unlabelled, or content_free_em (the content-free prior, then "
+                                                  "class frequencies EM estimates from the same unlabelled "
+                                                  "utterances)."),
     buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
     dialogues: int = typer.Option(5, help="Label this many dialogues."),
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split."),

@@ -1,0 +1,24 @@
+"""The figures every report states: accuracy, macro-F1, majority class, agreement with its interval."""
+
+import pytest
+
+from dialpref.metrics import agreement, classification, majority_class
+
+
+def test_agreement_has_the_wilson_interval():
+    a = agreement(["x"] * 50 + ["y"] * 50, ["x"] * 100)
+    assert a["agreement"] == 0.5 and a["n"] == 100
+    assert a["low"] == pytest.approx(0.4038, abs=1e-3) and a["high"] == pytest.approx(0.5962, abs=1e-3)
+    perfect = agreement(["x"] * 20, ["x"] * 20)
+    assert perfect["agreement"] == 1.0 and perfect["high"] == pytest.approx(1.0) and perfect["low"] < 0.9
+
+
+def test_macro_f1_counts_a_class_never_predicted_as_zero():
+    got = classification(["a", "b", "c", "a"], ["a", "b", "b", "a"], ["a", "b", "c", "d"])
+    assert got["accuracy"] == 0.75
+    assert got["macro_f1"] == pytest.approx((1.0 + 2 / 3 + 0 + 0) / 4, abs=1e-4)
+
+
+def test_majority_class_is_the_most_common_gold_label():
+    got = majority_class(["a", "b", "b", "b"], ["a", "b"])
+    assert got["class"] == "b" and got["accuracy"] == 0.75
