@@ -105,3 +105,18 @@ def test_prompt_mode_drops_the_oldest_turns_and_rejects_an_utterance_alone_too_l
     summary = label_run(gemma, TASK, [giant], LabelConfig(mode="prefix"), tmp_path / "rows.jsonl")
     rows = rows_of(summary)
     assert rows[0]["scores"] is None and "alone does not fit" in rows[0]["errors"][0]
+
+
+def test_a_server_teachers_context_is_a_setting_and_prompts_are_cut_to_it():
+    from dialpref.teachers.factory import make_teacher
+    from dialpref.teachers.openai_compat import OpenAICompatTeacher
+
+    assert make_teacher("http://127.0.0.1:9", cache_path=None).context_tokens == 8192  # the default
+    small = make_teacher("http://127.0.0.1:9", cache_path=None, n_ctx=600)
+    assert isinstance(small, OpenAICompatTeacher) and small.context_tokens == 600
+    dialogue = long_dialogue(40, 40)
+    queries = utterance_queries(BUILTIN_PROMPTS["choice_names@v1"], TASK, dialogue, 39, fits=small.fits)
+    assert queries[0].turns_dropped >= 24 and small.fits(queries[0].messages)
+    roomy = utterance_queries(BUILTIN_PROMPTS["choice_names@v1"], TASK, dialogue, 39,
+                              fits=make_teacher("http://127.0.0.1:9", cache_path=None).fits)
+    assert roomy[0].turns_dropped == 0

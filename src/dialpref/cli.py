@@ -265,6 +265,9 @@ def label(
                                                                       "datasets.load_dataset)."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite): "
                                                                             "a rerun repeats no finished call."),
+    context: Optional[int] = typer.Option(None, help="The teacher's context window in tokens [default: 4096 "
+                                                     "embedded, 8192 for a server]; a longer dialogue keeps its "
+                                                     "most recent turns (docs/labelling.md)."),
 ) -> None:
     """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
 
@@ -276,7 +279,8 @@ def label(
     """
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
-                    mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples)
+                    mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples,
+               context)
 
 
 def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -> str:
@@ -289,7 +293,7 @@ def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-               options=None, examples=None):
+               options=None, examples=None, context=None):
     from dialpref.label.bank import load_bank
     from dialpref.label.run import LabelConfig, label_run
     from dialpref.label.tasks import load_task
@@ -307,7 +311,7 @@ def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split
     if not items:
         console.print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
         raise typer.Exit(1)
-    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path)
+    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path, n_ctx=context)
     total = sum(1 for d in items for t in d.turns if task.labelled(t))
     with _progress() as progress:
         bar = progress.add_task(f"labelling {task.name} with {teacher.model}", total=total)
