@@ -48,3 +48,9 @@ def test_boolean_flags_show_no_placeholder():
     for args in (["label"], ["next", "predict"], ["synth", "run"], ["student", "train"]):
         result = runner.invoke(app, [*args, "--help"], terminal_width=200)
         assert result.exit_code == 0 and "<bool>" not in result.output, args
+
+
+def test_student_train_names_its_dialogue_file_source_not_dialogues():
+    result = runner.invoke(app, ["student", "train", "--help"], terminal_width=200)
+    options = result.output[result.output.index("Options"):]
+    assert "--source" in options and "--dialogues" not in options
