@@ -67,14 +67,16 @@ def take_dialogues(stream: Iterator[Dialogue], task: TaskSpec, utterances: int, 
                    skipped: Counter) -> list[Dialogue]:
     """Dialogues from `stream` until they hold `utterances` labelled utterances; short ones skipped."""
     taken, count = [], 0
+    if utterances <= 0:
+        return taken
     for dialogue in stream:
-        if count >= utterances:
-            break
         if len(dialogue.turns) < min_turns:
             skipped["shorter than min_turns"] += 1
             continue
         taken.append(dialogue)
         count += sum(1 for t in dialogue.turns if task.labelled(t))
+        if count >= utterances:  # stop before pulling another: on one stream, the next part starts there
+            break
     return taken
 
 
@@ -121,8 +123,14 @@ def teach(teacher, task, train, held, label: LabelConfig, output: Path, source: 
     return rows["train"], rows["eval"], summaries
 
 
-def teacher_cost(inner, task, held, label: LabelConfig, output: Path, n: int) -> dict:
-    """Seconds per label of the teacher itself (no cache), timed on the first held-out dialogues."""
+def teacher_cost(inner, task, held, label: LabelConfig, output: Path, n: int, served: dict | None) -> dict:
+    """Seconds per label of the teacher itself (no cache), timed on the first held-out dialogues. A server's
+    calls are paid, so it is never called again for this: its cost is the labelling run's own, when that run
+    called it (`served`: the held-out run's summary), else unknown."""
+    if served is not None:
+        known = not served["answered_from_cache"] and served["utterances"]
+        return {"seconds_per_label": round(served["seconds"] / served["utterances"], 4) if known else None,
+                "labels": served["utterances"], "dialogues": len(held), "from": "the labelling run"}
     summary = label_run(inner, task, held[:n], label, output / "cost" / "teacher_timed.jsonl")
     return {"seconds_per_label": round(summary["seconds"] / max(1, summary["utterances"]), 4),
             "labels": summary["utterances"], "dialogues": min(n, len(held))}
@@ -224,7 +232,8 @@ def distill_run(config: DistillConfig, output: Path, cache_path: Path,
     with _timed(timings, "teacher labelling"):
         train_rows, eval_rows, summaries = teach(teacher, task, train, held, label, output, config.source, say)
     with _timed(timings, "teacher cost (timed, no cache)"):
-        cost = teacher_cost(inner, task, held, label, output, config.cost_dialogues)
+        cost = teacher_cost(inner, task, held, label, output, config.cost_dialogues,
+                            summaries["eval"] if is_server(config.teacher) else None)
     students = train_students(config, task, train, train_rows, say, timings)
     with _timed(timings, "evaluation"):
         evaluated = evaluate(task, held, eval_rows, students)
@@ -237,7 +246,8 @@ def distill_run(config: DistillConfig, output: Path, cache_path: Path,
               "gold_examples": students["gold_examples"],
               "cost": {"teacher_seconds_per_label": cost["seconds_per_label"],
                        "student_ms_per_utterance": latency["median_ms"],
-                       "ratio": round(cost["seconds_per_label"] * 1000 / latency["median_ms"], 1),
+                       "ratio": (round(cost["seconds_per_label"] * 1000 / latency["median_ms"], 1)
+                                 if cost["seconds_per_label"] is not None else None),
                        "teacher_timed_on": cost, "student_timed_on": latency},
               "teacher_runs": {part: {k: s.get(k) for k in ("teacher", "prompts", "utterances", "truncated",
                                                             "answered_from_cache", "seconds", "cache")}

@@ -32,6 +32,10 @@ def verdict(result: dict) -> str:
 
 
 def cost_line(cost: dict) -> str:
+    if cost["teacher_seconds_per_label"] is None:
+        return (f"The int8 student takes {cost['student_ms_per_utterance']:.2f} ms per utterance on one thread; the "
+                "server teacher's cost is not known from this run (every answer came from the cache, and a "
+                "server is not called again just to time it).")
     return (f"The teacher takes {cost['teacher_seconds_per_label']:.3f} s per label; the int8 student "
             f"{cost['student_ms_per_utterance']:.2f} ms per utterance on one thread: {cost['ratio']:,.0f}x faster.")
 
