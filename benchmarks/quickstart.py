@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=["chitchat", "dailydialog"])
     args = parser.parse_args()
     previous = RESULTS / "quickstart.json"  # a run of some sources keeps the others' figures
-    payload: dict = {"sources": json.loads(previous.read_text())["sources"] if previous.exists() else {}}
+    kept = json.loads(previous.read_text()) if previous.exists() else {}
+    payload: dict = {k: v for k, v in kept.items() if k not in ("command", "machine", "finished")}
+    payload.setdefault("sources", {})
     with tempfile.TemporaryDirectory() as tmp:
         for source in args.sources:
             cwd = Path(tmp) / source / "clone"  # no ../shared beside it
