@@ -80,6 +80,28 @@ def label_dataset(teacher, dataset: str, chunk: int, limit: int | None) -> None:
     print(f"{dataset}: {index} chunks done", flush=True)
 
 
+def load_pool(dataset: str, dialogues: int | None = None) -> dict[tuple[str, int], dict]:
+    """(dialogue id, turn) -> {"scores": prior-corrected, "scores_raw"} over the finished chunks, in order, up
+    to the first `dialogues` dialogues; the unlabelled prior is the mean raw distribution of exactly those."""
+    import pyarrow.parquet as pq
+
+    from dialpref.label.prior import correct, mean_distribution
+
+    classes = BUILTIN[SOURCES[dataset][2]].class_names
+    rows, seen = [], []
+    for path in sorted((OUT / dataset).glob("chunk-*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            if row["dialogue_id"] not in seen[-1:]:
+                seen.append(row["dialogue_id"])
+            if dialogues is not None and len(seen) > dialogues:
+                break
+            rows.append(row)
+    raw = [{c: r[c] for c in classes} if r[classes[0]] is not None else None for r in rows]
+    prior = mean_distribution(raw, classes)
+    return {(r["dialogue_id"], r["turn_index"]): {"scores": correct(d, prior) if d else None, "scores_raw": d}
+            for r, d in zip(rows, raw)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(SOURCES), choices=list(SOURCES))
