@@ -530,5 +530,21 @@ _register_students()
 _register_synth()
 _register_next()
 
+def main() -> None:
+    """The `dialpref` command. A failure is one line naming what to fix and a non-zero exit; the
+    traceback only with --verbose. No message carries a key (see secrets.py)."""
+    from dialpref.errors import exit_code, one_line
+
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as err:  # noqa: BLE001 - the last line of defence: a message, not a traceback
+        if any(arg in ("-v", "--verbose") for arg in sys.argv[1:]):
+            raise
+        console.print(one_line(err), highlight=False, markup=False, soft_wrap=True)
+        raise SystemExit(exit_code(err)) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from dialpref.data.formats import (chitchat, convlab, crosswoz, lmsys, meld, native, openai_messages,
                                    sharegpt)
-from dialpref.data.formats._io import head_text, iter_json_records
+from dialpref.data.formats._io import DamagedSource, SourceError, head_text, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
 
@@ -21,12 +21,11 @@ JSON_READERS = [native, convlab, crosswoz, openai_messages, sharegpt, lmsys, chi
 READERS = {r.NAME: r for r in [*JSON_READERS, meld]}
 FORMATS = tuple(READERS)
 
-# How many leading records detection may look at past broken ones.
-_SNIFF_RECORDS = 50
+__all__ = ["FORMATS", "READERS", "SourceError", "UnknownFormatError", "detect_format", "read_dialogues"]
 
 
-class UnknownFormatError(ValueError):
-    pass
+class UnknownFormatError(SourceError):
+    """A file whose records match no reader; the message lists the known formats."""
 
 
 def resolve_source(source: str | Path) -> str | Path:
@@ -34,15 +33,17 @@ def resolve_source(source: str | Path) -> str | Path:
     return chitchat.default_path() if str(source) == "chitchat" else source
 
 
-def detect_format(source: str | Path) -> str:
+def detect_format(source: str | Path, rejects: Rejects | None = None) -> str:
+    """The format of the first readable record; broken records before it are skipped here and
+    rejected by the reader. A file with no readable record sends them all to `rejects` and fails."""
     source = resolve_source(source)
     head = head_text(source)
     if meld.sniff_header(head):
         return meld.NAME
-    for index, record in enumerate(iter_json_records(source)):
-        if index >= _SNIFF_RECORDS:
-            break
+    broken = []
+    for record in iter_json_records(source):
         if not isinstance(record.value, dict):
+            broken.append(record)
             continue
         for reader in JSON_READERS:
             if reader.sniff(record.value):
@@ -50,8 +51,14 @@ def detect_format(source: str | Path) -> str:
         keys = ", ".join(list(record.value)[:8])
         raise UnknownFormatError(
             f"{source}: record {record.position} matches no known format (keys: {keys}); "
-            f"known formats: {', '.join(FORMATS)}")
-    raise UnknownFormatError(f"{source}: no readable record in the first {_SNIFF_RECORDS} to detect a format from")
+            f"known formats: {', '.join(FORMATS)}; name one with --format")
+    if rejects is not None:
+        for record in broken:
+            rejects.add(source=str(source), line=record.position, reason=record.error or "unreadable",
+                        raw=record.raw, record_id=record.key)
+    where = f"; each one's reason is in {rejects.path}" if rejects is not None and rejects.path else ""
+    raise UnknownFormatError(f"{source}: none of its {len(broken):,} records could be read as JSON or CSV, "
+                             f"so its format cannot be told{where}")
 
 
 def read_dialogues(source: str | Path, rejects: Rejects | None = None, *, format: str | None = None,
@@ -59,7 +66,7 @@ def read_dialogues(source: str | Path, rejects: Rejects | None = None, *, format
     """Stream dialogues from `source` (a path, `archive.zip::member`, or `chitchat` for the PyPI dataset)."""
     source = resolve_source(source)
     rejects = rejects if rejects is not None else Rejects()
-    name = format or detect_format(source)
+    name = format or detect_format(source, rejects)
     if name not in READERS:
         raise UnknownFormatError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     count = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from pydantic import ValidationError
@@ -45,32 +46,63 @@ def text_of(content: Any, where: str) -> str:
     raise RecordError(f"text at {where} should be a string, got {type(content).__name__}")
 
 
+def record_id(value: Any, source: str, record: RawRecord) -> str:
+    """The record's own id (0 and "x" alike); only a record without one is named by its position."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return f"{Path(source).stem}:{record.position}"
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise RecordError(f"id should be a string or a number, got {type(value).__name__}")
+    return str(value)
+
+
 def validate(dialogue_id: str, turns: list[dict[str, Any]], metadata: dict[str, Any]) -> Dialogue:
     if not turns:
         raise RecordError("empty dialogue: no turns")
     try:
-        return Dialogue(id=dialogue_id, turns=turns, metadata=metadata)
+        dialogue = Dialogue(id=dialogue_id, turns=turns, metadata=metadata)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
         message = first["msg"].removeprefix("Value error, ")
         raise RecordError(f"{message} (at {loc}){more}") from None
+    try:
+        dialogue.to_json()  # what every writer does with it: a lone surrogate cannot be written as UTF-8
+    except ValueError as err:
+        raise RecordError(f"text that cannot be written as UTF-8 (a lone surrogate such as \\ud800): "
+                          f"{str(err)[:120]}") from None
+    return dialogue
 
 
 def convert_records(records: Iterable[RawRecord], source: str, rejects: Rejects, build) -> Iterator[Dialogue]:
-    """Run `build(record) -> Dialogue` over raw records, sending every failure to `rejects`."""
+    """Run `build(record) -> Dialogue` over raw records, sending every failure to `rejects`.
+
+    A record of a shape the reader did not foresee (a list where an object was
+    expected...) is one reject with the error's kind, never the end of the file."""
+    first_seen: dict[str, int] = {}
     for record in records:
         if record.error is not None:
             rejects.add(source=source, line=record.position, reason=record.error, raw=record.raw,
                         record_id=record.key)
             continue
         try:
-            yield build(record)
+            dialogue = build(record)
+            if dialogue.id in first_seen:
+                raise RecordError(f"duplicate dialogue id {dialogue.id!r}: record {first_seen[dialogue.id]} "
+                                  "has it already (ids must be unique; the first is kept)")
+            first_seen[dialogue.id] = record.position
+            yield dialogue
         except RecordError as err:
-            rid = record.key or (record.value.get("id") if isinstance(record.value, dict) else None)
-            rejects.add(source=source, line=record.position, reason=str(err), raw=record.value,
-                        record_id=None if rid is None else str(rid))
+            _reject(rejects, source, record, str(err))
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as err:
+            _reject(rejects, source, record, f"unexpected record shape ({type(err).__name__}: {str(err)[:160]})")
+
+
+def _reject(rejects: Rejects, source: str, record: RawRecord, reason: str) -> None:
+    rid = record.key if record.key is not None else (
+        record.value.get("id", record.value.get("dialogue_id")) if isinstance(record.value, dict) else None)
+    rejects.add(source=source, line=record.position, reason=reason, raw=record.value,
+                record_id=None if rid is None else str(rid)[:200])
 
 
 def chat_turns(messages: list[Any], *, role_key: str, text_key: str, aliases: dict[str, str],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, record_id, require, validate
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -31,9 +31,14 @@ def sniff(record: dict[str, Any]) -> bool:
 def _labels(turn: dict[str, Any]) -> dict[str, Any]:
     labels: dict[str, Any] = {}
     acts_by_type = turn.get("dialogue_acts") or {}
+    if not isinstance(acts_by_type, dict):
+        raise RecordError(f"dialogue_acts should be an object of {', '.join(_ACT_TYPES)} lists, "
+                          f"got {type(acts_by_type).__name__}")
     acts = []
     for act_type in _ACT_TYPES:
         for act in acts_by_type.get(act_type, []) or []:
+            if not isinstance(act, dict):
+                raise RecordError(f"a {act_type} dialogue act should be an object, got {type(act).__name__}")
             acts.append({"type": act_type, **{k: act.get(k, "") for k in ("intent", "domain", "slot")},
                          **({"value": act["value"]} if "value" in act else {})})
     if acts:
@@ -63,7 +68,7 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
                 raise RecordError(f"missing field 'utterance' in turns[{index}]")
             turns.append({"speaker": speaker, "role": ROLES[speaker], "text": turn["utterance"],
                           "labels": _labels(turn), "metadata": {"utt_idx": turn.get("utt_idx", index)}})
-        dialogue_id = str(value.get("dialogue_id") or f"{Path(name).stem}:{record.position}")
+        dialogue_id = record_id(value.get("dialogue_id"), name, record)
         metadata = {"format": NAME, "dataset": value.get("dataset"), "split": value.get("data_split"),
                     "domains": value.get("domains", [])}
         return validate(dialogue_id, turns, metadata)

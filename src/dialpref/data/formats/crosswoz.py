@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, extra_metadata, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, extra_metadata, record_id, require, validate
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -49,7 +49,7 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
                 labels["user_state"] = message["user_state"]
             turns.append({"speaker": role, "role": ROLES[role], "text": message.get("content") or "",
                           "labels": labels})
-        dialogue_id = str(record.key or value.get("id") or f"{Path(name).stem}:{record.position}")
+        dialogue_id = record_id(record.key if record.key is not None else value.get("id"), name, record)
         return validate(dialogue_id, turns,
                         {"format": NAME, "language": "zh", **extra_metadata(value, skip=("messages",))})
 

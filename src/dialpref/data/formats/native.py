@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, record_id, require, validate
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -23,7 +23,7 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
 
     def build(record: RawRecord) -> Dialogue:
         value = record.value
-        dialogue_id = str(value.get("id") or f"{Path(name).stem}:{record.position}")
+        dialogue_id = record_id(value.get("id"), name, record)
         turns = require(value, "turns", list)
         for index, turn in enumerate(turns):
             if not isinstance(turn, dict):
