@@ -27,7 +27,7 @@ from dialpref.label.bank import (Bank, PromptSpec, Query, dialogue_list_schema, 
                                  utterance_queries)
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import ChatRequest, Completion, Teacher, TeacherError, stable_hash
-from dialpref.teachers.calls import extract_json, normalise
+from dialpref.teachers.calls import extract_json, mark_invalid, normalise
 
 ESTIMATORS = ("expected", "votes")
 SAMPLERS = ("generate", "distribution")
@@ -261,7 +261,7 @@ def _sampled_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequen
     for position, (k, sample) in enumerate(samples):
         chunk = results[position * len(queries):(position + 1) * len(queries)]
         answers, raws = [], []
-        for query, result in zip(queries, chunk):
+        for query, result, request in zip(queries, chunk, requests[position * len(queries):]):
             if isinstance(result, Exception):
                 row["errors"].append(f"{query.prompt_id} sample {sample}: teacher failed: {result}")
                 answers.append(None)
@@ -271,6 +271,7 @@ def _sampled_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequen
             answer = match_answer(result.text, query.options)
             if answer is None:
                 row["errors"].append(f"{query.prompt_id} sample {sample}: unparseable answer {result.text[:80]!r}")
+                mark_invalid(teacher, request, "not one of the options")
             answers.append(answer)
             raws.append(result.text)
         yield k, sample, _vote_from(queries, answers), json.dumps(raws) if len(raws) > 1 else raws[0]
@@ -309,8 +310,10 @@ def _list_votes(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue: 
         chunk = results[position * len(queries):(position + 1) * len(queries)]
         listed: dict[str, set[int] | None] = {}
         raws = []
-        for query, result in zip(queries, chunk):
+        for query, result, request in zip(queries, chunk, requests[position * len(queries):]):
             listed[query.target_class] = _parse_list(result, prompt, sample, rows, targets)
+            if listed[query.target_class] is None and isinstance(result, Completion):
+                mark_invalid(teacher, request, "not a list of utterance numbers")
             raws.append(result.text if isinstance(result, Completion) else f"error: {result}")
         first_row = rows[targets[0]] if targets else None
         if first_row is not None and isinstance(chunk[0], Completion):

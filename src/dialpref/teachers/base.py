@@ -19,7 +19,15 @@ Message = dict[str, str]
 
 
 class TeacherError(RuntimeError):
-    """A call that failed after its retries; the message never holds credentials."""
+    """A call that failed (after its retries, where retrying can help); the message never holds credentials.
+
+    `kind` is the reason without its details ('HTTP 500', 'malformed reply', 'timeout'...), what a
+    run counts its failures by; `retryable` says whether asking again may succeed."""
+
+    def __init__(self, message: str, *, kind: str = "teacher error", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)

@@ -76,27 +76,49 @@ def structured(teacher: Teacher, messages: Sequence[Message], schema: type[M], *
             completion = teacher.complete(request)
         except TeacherError as err:
             result.errors.append(f"attempt {attempt + 1}: {err}")
-            break
+            continue  # a failed call (after the client's own retries): the next attempt asks afresh
         result.raw_outputs.append(completion.text)
         result.prompt_tokens += completion.prompt_tokens
         result.completion_tokens += completion.completion_tokens
         result.evaluated_prompt_tokens += completion.extra.get("evaluated_prompt_tokens", completion.prompt_tokens)
         result.cached_calls += int(completion.cached)
-        try:
-            # strict=False: grammars let raw newlines into strings; the meaning is plain enough to keep.
-            result.value = schema.model_validate(json.loads(extract_json(completion.text), strict=False))
+        problem = _problem(completion, schema, result)
+        if problem is None:
             return result
-        except json.JSONDecodeError as err:
-            problem = ("the JSON was cut off (hit max_tokens)" if completion.finish_reason == "length"
-                       else f"invalid JSON: {err.msg} at character {err.pos}")
-        except ValidationError as err:
-            problem = _short_error(err, completion)
+        mark_invalid(teacher, request, problem)
         result.errors.append(f"attempt {attempt + 1}: {problem}")
-        conversation = [*messages, {"role": "assistant", "content": completion.text},
-                        {"role": "user", "content": f"That reply was not valid: {problem}. Reply again with "
-                                                    f"only a JSON object that matches this schema: "
-                                                    f"{json.dumps(json_schema)}"}]
+        if completion.text.strip():
+            conversation = [*messages, {"role": "assistant", "content": completion.text},
+                            {"role": "user", "content": f"That reply was not valid: {problem}. Reply again with "
+                                                        f"only a JSON object that matches this schema: "
+                                                        f"{json.dumps(json_schema)}"}]
+        else:
+            conversation = list(messages)  # an empty reply: ask the same again (new seed, warmer)
     return result
+
+
+def _problem(completion: Completion, schema: type[M], result: StructuredResult[M]) -> str | None:
+    """None when the reply validates (and is set on `result`), else what was wrong with it."""
+    if not completion.text.strip():
+        return "empty reply"
+    try:
+        # strict=False: grammars let raw newlines into strings; the meaning is plain enough to keep.
+        result.value = schema.model_validate(json.loads(extract_json(completion.text), strict=False))
+        return None
+    except json.JSONDecodeError as err:
+        return ("the JSON was cut off (hit max_tokens)" if completion.finish_reason == "length"
+                else f"invalid JSON: {err.msg} at character {err.pos}")
+    except ValidationError as err:
+        return _short_error(err, completion)
+    except RecursionError:
+        return "JSON nested too deeply"
+
+
+def mark_invalid(teacher: Teacher, request: ChatRequest, reason: str) -> None:
+    """Tell a caching teacher that its answer to `request` was invalid (others keep nothing)."""
+    marker = getattr(teacher, "mark_invalid", None)
+    if marker is not None:
+        marker(request, reason)
 
 
 def _short_error(err: ValidationError, completion: Completion) -> str:

@@ -20,11 +20,22 @@ import httpx
 
 from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, Message, OptionScores, ResultCallback,
                                     TeacherError)
+from dialpref.secrets import scrub_and_cut
 from dialpref.teachers.context import SERVER_CONTEXT, estimated_tokens
+from dialpref.teachers.replies import parse_reply, top_tokens
 
 log = logging.getLogger("dialpref.teachers.openai")
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _Retry(Exception):
+    """One attempt failed in a way another attempt may not."""
+
+    def __init__(self, message: str, kind: str, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.error = TeacherError(message, kind=kind, retryable=True)
+        self.error.retry_after = retry_after
 
 
 class OpenAICompatTeacher(BatchedMixin):
@@ -63,10 +74,6 @@ class OpenAICompatTeacher(BatchedMixin):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _scrub(self, text: str) -> str:
-        key = os.environ.get(self.api_key_env)
-        return text.replace(key, "***") if key else text
-
     # --- payloads -------------------------------------------------------------------------
     def _chat_payload(self, request: ChatRequest, json_mode: str) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -85,39 +92,57 @@ class OpenAICompatTeacher(BatchedMixin):
 
     # --- transport ------------------------------------------------------------------------
     async def _post(self, client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        last = "no attempt made"
+        """The reply's JSON body, retrying what can pass (429, 5xx, timeouts, dropped connections, bodies
+        that do not decode); anything else is a TeacherError at once. No sleep after the last try."""
+        last: TeacherError | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.retries_made += 1
+                await asyncio.sleep(self._delay(attempt - 1, last.retry_after if last else None))
             try:
-                response = await client.post(f"{self.base_url}{path}", json=payload, headers=self._headers())
-            except (httpx.TimeoutException, httpx.TransportError) as err:
-                last = f"{type(err).__name__} after {self.timeout:.0f}s timeout" \
-                    if isinstance(err, httpx.TimeoutException) else f"connection error: {type(err).__name__}"
-                await asyncio.sleep(self._delay(attempt, None))
-                continue
-            if response.status_code >= 400 and _refuses_format(payload, response.text):
-                # e.g. llama-cpp-python's server answers 500 to json_schema: retrying cannot help.
-                raise TeacherError(f"HTTP {response.status_code}: server refused response_format "
-                                   f"{payload['response_format']['type']}")
-            if response.status_code in RETRY_STATUS:
-                last = f"HTTP {response.status_code}: {self._scrub(response.text[:200])}"
-                await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
-                continue
-            if response.status_code >= 400:
-                raise TeacherError(f"HTTP {response.status_code} from {self.base_url}{path}: "
-                                   f"{self._scrub(response.text[:300])}")
-            try:
-                return response.json()
-            except ValueError:
-                last = f"unparseable response body: {self._scrub(response.text[:200])!r}"
-                await asyncio.sleep(self._delay(attempt, None))
-        raise TeacherError(f"{self.base_url}{path} failed after {self.max_retries + 1} attempts; last: {last}")
+                return await self._attempt(client, path, payload)
+            except _Retry as err:
+                last = err.error
+        raise TeacherError(f"{self.base_url}{path} failed after {self.max_retries + 1} attempts; last: {last}",
+                           kind=last.kind if last else "teacher error")
+
+    async def _attempt(self, client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await client.post(f"{self.base_url}{path}", json=payload, headers=self._headers())
+            text = response.text
+        except httpx.TimeoutException as err:
+            raise _Retry(f"{type(err).__name__} after {self.timeout:.0f}s timeout", "timeout") from None
+        except httpx.DecodingError:
+            raise _Retry("the reply body could not be decoded (bad Content-Encoding)", "undecodable reply") \
+                from None
+        except (httpx.HTTPError, OSError) as err:
+            raise _Retry(f"connection error: {type(err).__name__}", "connection error") from None
+        status = response.status_code
+        if status >= 400 and _refuses_format(payload, text):
+            # e.g. llama-cpp-python's server answers 500 to json_schema: retrying cannot help.
+            raise TeacherError(f"HTTP {status}: server refused response_format "
+                               f"{payload['response_format']['type']}", kind="format refused")
+        if status in RETRY_STATUS:
+            raise _Retry(f"HTTP {status}: {self._cut(text, 200)}", f"HTTP {status}",
+                         retry_after=response.headers.get("retry-after"))
+        if status >= 400:
+            raise TeacherError(f"HTTP {status} from {self.base_url}{path}: {self._cut(text, 300)}",
+                               kind=f"HTTP {status}")
+        try:
+            return response.json()
+        except ValueError:
+            raise _Retry(f"unparseable response body: {self._cut(text, 200)!r}", "unparseable reply") from None
+
+    def _cut(self, text: str, limit: int) -> str:
+        """A server's text for a message: the key removed first, then cut (never the other way round)."""
+        return scrub_and_cut(text, limit, (self.api_key_env,))
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
             try:
-                return min(float(retry_after), 60.0)
+                seconds = float(retry_after)
+                if math.isfinite(seconds) and seconds >= 0:
+                    return min(seconds, 60.0)
             except ValueError:
                 pass
         return self.backoff * (2 ** attempt) * (0.5 + random.random() / 2)
@@ -127,22 +152,19 @@ class OpenAICompatTeacher(BatchedMixin):
         try:
             body = await self._post(client, "/chat/completions", self._chat_payload(request, mode))
         except TeacherError as err:
-            refused = "refused response_format" in str(err) or "HTTP 4" in str(err)
-            if self.json_mode == "auto" and request.schema is not None and refused:
+            if self.json_mode == "auto" and request.schema is not None and err.kind == "format refused":
+                # only a refusal of the format itself switches it, for the rest of the run
                 log.info("server refused response_format json_schema; using json_object with the schema")
                 self.json_mode = "json_object"
                 body = await self._post(client, "/chat/completions", self._chat_payload(request, "json_object"))
             else:
                 raise
-        try:
-            choice = body["choices"][0]
-            usage = body.get("usage") or {}
-            return Completion(text=choice["message"].get("content") or "",
-                              finish_reason=choice.get("finish_reason") or "stop",
-                              prompt_tokens=usage.get("prompt_tokens", 0),
-                              completion_tokens=usage.get("completion_tokens", 0))
-        except (KeyError, IndexError, TypeError) as err:
-            raise TeacherError(f"malformed completion from {self.base_url}: missing {err}") from None
+        reply = parse_reply(body, self.base_url)
+        choice, usage = reply.choices[0], reply.usage
+        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
+                          prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+                          completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+                          extra={"server_model": reply.model} if reply.model else {})
 
     async def _run_many(self, requests: Sequence[ChatRequest],
                         on_result: ResultCallback | None) -> list[Completion | Exception]:
@@ -181,14 +203,10 @@ class OpenAICompatTeacher(BatchedMixin):
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 return await self._post(client, "/chat/completions", payload)
 
-        body = asyncio.run(go())
-        try:
-            top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-        except (KeyError, IndexError, TypeError):
-            raise TeacherError(f"{self.base_url} returned no token log-probabilities "
-                               "(the server must support logprobs/top_logprobs)") from None
-        return OptionScores(match_options(((t["token"], t["logprob"]) for t in top), options),
-                            prompt_tokens=(body.get("usage") or {}).get("prompt_tokens", 0))
+        reply = parse_reply(asyncio.run(go()), self.base_url)
+        top = top_tokens(reply, self.base_url)
+        return OptionScores(match_options(top, options),
+                            prompt_tokens=(reply.usage.prompt_tokens or 0) if reply.usage else 0)
 
 
 def _refuses_format(payload: dict[str, Any], body: str) -> bool:
