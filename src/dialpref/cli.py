@@ -87,8 +87,8 @@ def data_inspect(
 
     Example: dialpref data inspect ../shared/data/meld/test_sent_emo.csv
     """
-    fmt = format or detect_format(source)
     sink = Rejects(rejects)
+    fmt = format or detect_format(source, sink)
     n_dialogues = n_turns = 0
     roles: Counter[str] = Counter()
     speakers: Counter[str] = Counter()
@@ -145,16 +145,19 @@ def data_convert(
     rejects: Optional[Path] = typer.Option(None, help="Rejects JSONL (default: OUTPUT with .rejects.jsonl)."),
 ) -> None:
     """Write dialogues as dialpref's native JSONL (loads with `datasets.load_dataset('json', ...)`)."""
-    sink = Rejects(rejects or output.with_suffix(".rejects.jsonl"))
-    output.parent.mkdir(parents=True, exist_ok=True)
+    from dialpref.files import atomic_write, output_lock
+
+    rejects_path = rejects or output.with_suffix(".rejects.jsonl")
     count = 0
-    with output.open("w", encoding="utf-8") as handle, _progress() as progress:
+    with output_lock(output), atomic_write(output) as handle, _progress() as progress:
+        rejects_path.unlink(missing_ok=True)  # this run's rejects only
+        sink = Rejects(rejects_path)
         bar = progress.add_task("converting", total=limit)
         for dialogue in read_dialogues(source, sink, format=format, split=split, limit=limit):
             handle.write(dialogue.to_json() + "\n")
             count += 1
             progress.advance(bar)
-    sink.close()
+        sink.close()
     console.print(f"wrote {count:,} dialogues to {output}; {sink.summary()}")
 
 
@@ -268,6 +271,9 @@ def label(
     context: Optional[int] = typer.Option(None, help="The teacher's context window in tokens [default: 4096 "
                                                      "embedded, 8192 for a server]; a longer dialogue keeps its "
                                                      "most recent turns (docs/labelling.md)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Ask the teacher again where the cache "
+                                      "holds an answer an earlier run found invalid (by default it is re-read "
+                                      "and reported as invalid again; good answers are never asked twice)."),
 ) -> None:
     """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
 
@@ -280,7 +286,7 @@ def label(
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
                     mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples,
-               context)
+               context, retry_failed)
 
 
 def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -> str:
@@ -293,7 +299,17 @@ def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-               options=None, examples=None, context=None):
+               options=None, examples=None, context=None, retry_failed=False):
+    """One `label` run, holding the lock on its output (a second run on the same output stops at once)."""
+    from dialpref.files import output_lock
+
+    with output_lock(output):
+        return _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
+                             cache_path, options, examples, context, retry_failed)
+
+
+def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
+                  options, examples, context, retry_failed):
     from dialpref.label.bank import load_bank
     from dialpref.label.run import LabelConfig, label_run
     from dialpref.label.tasks import load_task
@@ -305,13 +321,16 @@ def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split
         bank = load_bank(config.bank, _examples(examples, task))
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    sink = Rejects(output.with_name(output.stem + ".input-rejects.jsonl"))
+    input_rejects = output.with_name(output.stem + ".input-rejects.jsonl")
+    input_rejects.unlink(missing_ok=True)  # this run's rejects, not the sum of every run's
+    sink = Rejects(input_rejects)
     items = list(read_dialogues(source, sink, split=split, limit=n_dialogues))
     sink.close()
     if not items:
         console.print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
         raise typer.Exit(1)
-    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path, n_ctx=context)
+    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path, n_ctx=context,
+                           retry_failed=retry_failed)
     total = sum(1 for d in items for t in d.turns if task.labelled(t))
     with _progress() as progress:
         bar = progress.add_task(f"labelling {task.name} with {teacher.model}", total=total)

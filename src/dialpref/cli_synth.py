@@ -41,6 +41,8 @@ def synth_run_command(
     concurrency: int = typer.Option(8, help="Samples in flight at once (server teachers only)."),
     llamafactory: bool = typer.Option(False, help="Also write dpo_llamafactory.json (ShareGPT preference form)."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (resumable runs)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try the samples an earlier run rejected "
+                                      "again, asking the teacher afresh where its answer was invalid."),
 ) -> None:
     """Synthesize preference-labelled intent reasoning (ProUtt) from chat logs.
 
@@ -63,7 +65,7 @@ def synth_run_command(
         config = SynthConfig(mode=mode, history=HistoryBudget(max_chars=history_chars), retries=retries,  # type: ignore[arg-type]
                              temperature=temperature, seed=seed, tau_high=tau_high, tau_low=tau_low, language=language)
         llm = make_teacher(teacher, server_model=server_model, cache_path=cache, concurrency=concurrency,
-                           n_ctx=4096)
+                           n_ctx=4096, retry_failed=retry_failed)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
@@ -76,8 +78,9 @@ def synth_run_command(
             bar.update(task, completed=done, total=total,
                        tokens=totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0))
 
-        summary = synth_run(source, output, llm, config, format=format, part=part, test_share=test_share,  # type: ignore[arg-type]
-                            limit=limit, concurrency=concurrency, llamafactory=llamafactory, progress=progress)
+        summary = synth_run(source, output, llm, config, retry_failed=retry_failed, format=format,
+                            part=part, test_share=test_share, limit=limit,  # type: ignore[arg-type]
+                            concurrency=concurrency, llamafactory=llamafactory, progress=progress)
     keys = ("samples", "rejected_samples", "synthesized_this_run", "skipped_short_conversations", "tokens_per_sample",
             "evaluated_prompt_tokens_per_sample", "seconds_per_sample", "tau_bands", "json_valid_first_try",
             "json_valid_after_retry", "files")

@@ -39,8 +39,16 @@ ANSWERS = ("name", "letter")
 
 
 @lru_cache(maxsize=None)
+def template_names() -> list[str]:
+    """The prompt templates dialpref ships (file stems in dialpref/label/prompts/)."""
+    folder = resources.files("dialpref.label").joinpath("prompts")
+    return sorted(p.name.removesuffix(".jinja") for p in folder.iterdir() if p.name.endswith(".jinja"))
+
+
 def environment() -> jinja2.Environment:
     def load(name: str) -> str:
+        if name.removesuffix(".jinja") not in template_names():
+            raise jinja2.TemplateNotFound(name)  # never a path outside the prompts folder
         return resources.files("dialpref.label").joinpath("prompts", name).read_text(encoding="utf-8")
 
     return jinja2.Environment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
@@ -57,6 +65,9 @@ class PromptSpec:
     instructions: str | None = None  # replaces the template's first sentence (bank expand writes these)
 
     def __post_init__(self) -> None:
+        if self.template not in template_names():
+            raise ValueError(f"prompt {self.id!r}: template {self.template!r} is not one of dialpref's templates "
+                             f"({', '.join(template_names())}); a template is a name, never a path")
         if self.form not in FORMS:
             raise ValueError(f"prompt {self.id!r}: form must be one of {FORMS}, not {self.form!r}")
         if self.answer not in ANSWERS:

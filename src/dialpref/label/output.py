@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from dialpref.files import atomic_write
+
 
 def _pyarrow():
     try:
@@ -21,13 +23,14 @@ def _pyarrow():
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: Path) -> Path:
+    """Write all rows at once, atomically: readers see the previous file or this one whole."""
     rows = list(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         pa = _pyarrow()
-        pa.parquet.write_table(pa.Table.from_pylist(rows), path)
+        with atomic_write(path, "wb") as handle:
+            pa.parquet.write_table(pa.Table.from_pylist(rows), handle)
         return path
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_write(path) as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path

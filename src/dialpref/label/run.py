@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
+from dialpref.files import atomic_write_text
 from dialpref.label import calibration
 from dialpref.label.bank import Bank, load_bank
 from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
 from dialpref.label.output import write_rows
 from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
-from dialpref.label.scoring import ScoringConfig, score_dialogue, scores_at
+from dialpref.label.scoring import ScoringConfig, error_kind, score_dialogue, scores_at
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
 
@@ -110,6 +112,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
         "prompts_skipped": [] if causal else skipped, "dialogues": len(dialogues), "utterances": len(rows),
         "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
         "truncated": sum(bool(r.get("truncation")) for r in rows),
+        "failures_by_reason": dict(Counter(error_kind(e) for r in rows for e in r["errors"]).most_common()),
         "seconds": round(seconds, 2),
         "labels_per_second": round(len(rows) / seconds, 2) if seconds and computed else None,
         "answered_from_cache": not computed,
@@ -120,7 +123,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     if hasattr(teacher, "cache"):
         summary["cache"] = teacher.cache.stats()
     summary.update(_quality(rows, task, config, output))
-    output.with_name(output.stem + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(output.with_name(output.stem + ".summary.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
 

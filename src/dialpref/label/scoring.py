@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -161,11 +162,25 @@ def _expected_one(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue
             row["raw_outputs"].append({"prompt_id": prompt.id, "class": query.target_class, "output": raw})
             probs.append(dist)
     except TeacherError as err:
-        row["errors"].append(f"{prompt.id}: teacher failed: {err}")
+        row["errors"].append(f"{prompt.id}: {failed(err)}")
         row["per_prompt"][prompt.id] = None
         return None
     row["per_prompt"][prompt.id] = class_distribution(queries, probs, task)
     return row["per_prompt"][prompt.id]
+
+
+def failed(err: Exception) -> str:
+    """A row's error for a failed teacher call, its kind in brackets (what run summaries count by)."""
+    return f"teacher failed [{getattr(err, 'kind', type(err).__name__)}]: {err}"
+
+
+_KIND = re.compile(r"teacher failed \[([^\]]+)\]|(unparseable answer)|(alone does not fit)|(no valid vote)")
+
+
+def error_kind(error: str) -> str:
+    """The kind of a row's error: 'HTTP 500', 'malformed reply', 'unparseable answer'..."""
+    found = _KIND.search(error)
+    return next((g for g in found.groups() if g), "other") if found else "other"
 
 
 def _fits(teacher: Teacher):
@@ -263,7 +278,7 @@ def _sampled_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequen
         answers, raws = [], []
         for query, result, request in zip(queries, chunk, requests[position * len(queries):]):
             if isinstance(result, Exception):
-                row["errors"].append(f"{query.prompt_id} sample {sample}: teacher failed: {result}")
+                row["errors"].append(f"{query.prompt_id} sample {sample}: {failed(result)}")
                 answers.append(None)
                 raws.append("")
                 continue
@@ -286,7 +301,7 @@ def _drawn_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequence
             row["prompt_tokens"] += tokens
             dists.append(dist)
     except TeacherError as err:
-        row["errors"].append(f"{queries[0].prompt_id}: teacher failed: {err}")
+        row["errors"].append(f"{queries[0].prompt_id}: {failed(err)}")
         for k, sample in samples:
             yield k, sample, None, ""
         return
@@ -328,7 +343,7 @@ def _list_votes(teacher: Teacher, task: TaskSpec, prompt: PromptSpec, dialogue: 
 
 def _parse_list(result, prompt: PromptSpec, sample: int, rows: dict[int, dict], targets: list[int]) -> set[int] | None:
     if isinstance(result, Exception):
-        problem = f"teacher failed: {result}"
+        problem = failed(result)
     else:
         try:
             numbers = json.loads(extract_json(result.text))["utterances"]

@@ -5,8 +5,9 @@ finishes), `rejects.jsonl` (records the reader could not use, and samples that
 failed a stage after its retries, with the stage and reason), `sft.jsonl`,
 `dpo.jsonl` and `summary.json`. A rerun skips samples already in either file,
 and the teacher cache answers every call that had completed, so an interrupted
-run resumes without paying twice. Delete `rejects.jsonl` to try failed samples
-again (with a new `--seed` for new answers).
+run resumes without paying twice. `--retry-failed` tries failed samples again
+(answers the cache marked invalid are asked afresh). One run at a time holds the
+folder's lock; a second one stops with a message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from dialpref.data import Rejects, read_dialogues
+from dialpref.files import atomic_write, atomic_write_text, output_lock
 from dialpref.proutt.export import export_records
 from dialpref.proutt.samples import NextTurnSample, SampleStats, iter_samples, split_of
 from dialpref.proutt.stages import StageFailed
@@ -56,14 +58,53 @@ def select_samples(source: str, rejects: Rejects, config: SynthConfig, *, format
     return list(itertools.islice(samples, limit))
 
 
+def _sample_failure(row: dict[str, Any]) -> bool:
+    """A reject row written for a sample that failed (not a record the reader could not use)."""
+    return str(row.get("reason", "")).startswith(("stage ", "teacher: ", "internal error"))
+
+
+def _prepare(out_dir: Path, retry_failed: bool) -> tuple[set[str], set[str]]:
+    """Ids already synthesized and ids that failed before (and stay failed unless retried); the rejects
+    file keeps only those failures, so this run's reader rejects are written once, not once per run."""
+    synth_path, rejects_path = out_dir / "synth.jsonl", out_dir / "rejects.jsonl"
+    repair_tail(synth_path)
+    done = {row["id"] for row in read_rows(synth_path) if isinstance(row, dict) and "id" in row}
+    kept = [] if retry_failed else [r for r in read_rows(rejects_path) if _sample_failure(r)]
+    with atomic_write(rejects_path) as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    return done, {str(r.get("id")) for r in kept if r.get("id")}
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a last line a kill left half-written, so the next append starts on a line of its own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as handle:
+        handle.seek(-1, 2)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        data = handle.read()
+        handle.truncate(data.rfind(b"\n") + 1)
+
+
 def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig = SynthConfig(), *,
+              retry_failed: bool = False,
               format: str | None = None, part: Part = "all", test_share: float = 0.1, limit: int | None = None,
               concurrency: int = 1, llamafactory: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir):
+        return _synth_locked(source, out_dir, teacher, config, retry_failed=retry_failed, format=format, part=part,
+                             test_share=test_share, limit=limit, concurrency=concurrency,
+                             llamafactory=llamafactory, progress=progress)
+
+
+def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig, *, retry_failed: bool,
+                  format: str | None, part: Part, test_share: float, limit: int | None, concurrency: int,
+                  llamafactory: bool, progress: Progress | None) -> dict[str, Any]:
     synth_path = out_dir / "synth.jsonl"
     rejects_path = out_dir / "rejects.jsonl"
-    done = {row["id"] for row in read_rows(synth_path)}
-    failed_before = {row.get("id") for row in read_rows(rejects_path) if row.get("id")}
+    done, failed_before = _prepare(out_dir, retry_failed)
     rejects = Rejects(rejects_path)
     stats = SampleStats()
     started = time.perf_counter()
@@ -86,6 +127,10 @@ def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig 
         except TeacherError as err:
             with lock:
                 rejects.add(source=source, line=None, record_id=sample.id, reason=f"teacher: {err}")
+        except Exception as err:  # noqa: BLE001 - one sample's unforeseen failure is its reject, not the run's end
+            with lock:
+                rejects.add(source=source, line=None, record_id=sample.id,
+                            reason=f"internal error: {type(err).__name__}: {str(err)[:200]}")
         else:
             with lock, synth_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -112,7 +157,7 @@ def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig 
                     "skipped_short_conversations": stats.skipped_short, "skipped_no_user_turn": stats.skipped_no_user,
                     "wall_seconds_this_run": round(time.perf_counter() - started, 1), "files": paths,
                     "teacher": teacher.identity(), "config": config.to_dict()})
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 

@@ -21,10 +21,11 @@ def is_server(spec: str) -> bool:
 
 def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", api_key_env: str = "OPENAI_API_KEY",
                  cache_path: str | Path | None = DEFAULT_CACHE, concurrency: int = 8, timeout: float = 60.0,
-                 n_ctx: int | None = None):
+                 n_ctx: int | None = None, retry_failed: bool = False):
     """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server).
     `n_ctx`: the context window in tokens (default 4096 embedded, 8192 for a server); dialogues that do
-    not fit are cut by the rule in `teachers/context.py`."""
+    not fit are cut by the rule in `teachers/context.py`. `retry_failed`: ask again where the cache holds
+    an answer an earlier run found invalid."""
     if is_server(spec):
         from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
@@ -36,4 +37,4 @@ def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", ap
         teacher = LlamaCppTeacher(spec, n_ctx=n_ctx or EMBEDDED_CONTEXT)
     if cache_path is None:
         return teacher
-    return CachedTeacher(teacher, TeacherCache(cache_path))
+    return CachedTeacher(teacher, TeacherCache(cache_path), retry_failed=retry_failed)

@@ -34,6 +34,7 @@ import numpy as np
 
 from dialpref.teachers.base import ChatRequest, Completion, Message, OptionScores, SequentialMixin, TeacherError
 from dialpref.teachers.context import CUT_MARKER, cut_middle, recent_start
+from dialpref.teachers.fingerprint import file_sha256
 from dialpref.teachers.packaged import DEFAULT_MODEL, resolve_model_path
 
 log = logging.getLogger("dialpref.teachers.llamacpp")
@@ -99,7 +100,7 @@ class LlamaCppTeacher(SequentialMixin):
         _quiet_llama_logs(llama_cpp)
         self.model, self.path = resolve_model_path(model)
         self.n_ctx = n_ctx
-        self._size = Path(self.path).stat().st_size
+        self._sha256: str | None = None
         with _no_weight_repacking(llama_cpp) if exact else nullcontext():
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
                                        n_threads=n_threads or max(1, os.cpu_count() or 1))
@@ -124,8 +125,12 @@ class LlamaCppTeacher(SequentialMixin):
         return self.llm._model.token_get_text(token) if token != -1 else ""
 
     def identity(self) -> dict[str, Any]:
-        # the kernels change the numbers, so cached answers of one must not stand in for the other
-        return {"model": self.model, "file": Path(self.path).name, "bytes": self._size,
+        """The weights by content (SHA-256), the llama.cpp build and the kernel setting: a changed file
+        or engine never gets another's cached answers."""
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return {"model": self.model, "sha256": self._sha256, "llama_cpp": self._llama_cpp.__version__,
+                # the kernels change the numbers, so cached answers of one must not stand in for the other
                 **({"kernels": "exact"} if self.min_batch > 1 else {}),
                 # truncated prompts depend on the context size; 4096 (the default) keeps older cache keys
                 **({"n_ctx": self.n_ctx} if self.n_ctx != 4096 else {})}

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import time
 from typing import Any, Sequence
 
 import httpx
@@ -59,9 +60,38 @@ class OpenAICompatTeacher(BatchedMixin):
         self.json_mode = json_mode
         self.retries_made = 0
         self.context_tokens = context_tokens
+        self._served: Any = _UNASKED
 
     def identity(self) -> dict[str, Any]:
-        return {"url": self.base_url, "model": self.model}
+        """URL and model name, plus what the server reports of the model it serves under that name
+        (llama.cpp's server: its size and parameter count), so swapped weights miss the cache."""
+        if self._served is _UNASKED:
+            self._served = self._served_model()
+        return {"url": self.base_url, "model": self.model, **({"served": self._served} if self._served else {})}
+
+    def _served_model(self) -> dict[str, Any] | None:
+        """The /models entry for our model: id and any size metadata; None if the server lists none."""
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = httpx.get(f"{self.base_url}/models", headers=self._headers(), timeout=self.timeout)
+            except httpx.HTTPError as err:
+                last = f"connection error: {type(err).__name__}"
+                if attempt < self.max_retries:
+                    time.sleep(self._delay(attempt, None))
+                continue
+            if response.status_code in RETRY_STATUS and attempt < self.max_retries:
+                time.sleep(self._delay(attempt, response.headers.get("retry-after")))
+                continue
+            if response.status_code >= 400:
+                return None  # a server without a model list: the name is all there is
+            try:
+                entries = response.json().get("data") or []
+            except (ValueError, AttributeError):
+                return None
+            return _served_entry(entries, self.model)
+        raise TeacherError(f"cannot reach {self.base_url} to ask what model it serves ({last})",
+                           kind="connection error")
 
     def fits(self, messages: Sequence[Message]) -> bool:
         """Whether a prompt fits the context, from its estimated length (a server has no tokenizer here)."""
@@ -207,6 +237,25 @@ class OpenAICompatTeacher(BatchedMixin):
         top = top_tokens(reply, self.base_url)
         return OptionScores(match_options(top, options),
                             prompt_tokens=(reply.usage.prompt_tokens or 0) if reply.usage else 0)
+
+
+_UNASKED = object()
+_SERVED_FIELDS = ("id", "owned_by")  # not `created`: some servers give the time of the request
+_SERVED_META = ("n_params", "size", "n_vocab", "n_ctx_train", "n_embd")
+
+
+def _served_entry(entries: Any, model: str) -> dict[str, Any] | None:
+    if not isinstance(entries, list):
+        return None
+    entries = [e for e in entries if isinstance(e, dict)]
+    match = [e for e in entries if e.get("id") == model] or (entries if len(entries) == 1 else [])
+    if not match:
+        return None
+    entry = match[0]
+    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    found = {k: entry[k] for k in _SERVED_FIELDS if isinstance(entry.get(k), (str, int, float))}
+    found.update({k: meta[k] for k in _SERVED_META if isinstance(meta.get(k), (int, float))})
+    return found or None
 
 
 def _refuses_format(payload: dict[str, Any], body: str) -> bool:
