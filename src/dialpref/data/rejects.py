@@ -48,7 +48,11 @@ class Rejects:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = self.path.open("a", encoding="utf-8")
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            try:
+                line = json.dumps(row, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate in the raw record: written escaped
+                line = json.dumps(row).encode("ascii")
+            self._fh.write(line.decode("utf-8") + "\n")
             self._fh.flush()
 
     def close(self) -> None:

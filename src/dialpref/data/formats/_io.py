@@ -97,19 +97,27 @@ def check_path(path: Path) -> None:
 
 
 class GuardedStream(io.RawIOBase):
-    """A decompressing stream whose failures are `DamagedSource` and whose output is capped."""
+    """A decompressed stream whose failures are `DamagedSource` and whose output is capped.
 
-    def __init__(self, inner: IO[bytes], name: str, limit: int | None = None) -> None:
-        self.inner, self.name = inner, name
+    gzip is inflated here with zlib, feeding the 8-byte trailer last, so every byte
+    before a damage or a truncation is delivered before the error is."""
+
+    def __init__(self, inner: IO[bytes], name: str, *, gzipped: bool = False, limit: int | None = None) -> None:
+        self.inner, self.name, self.gzipped = inner, name, gzipped
         self.limit = MAX_DECOMPRESSED_BYTES if limit is None else limit
         self.produced = 0
+        self._inflater = zlib.decompressobj(wbits=31) if gzipped else None
+        self._pending = b""  # compressed input not yet given to the inflater (the last 8 bytes held back)
+        self._ended = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         try:
-            data = self.inner.read(len(buffer))
+            data = self._inflate(len(buffer)) if self.gzipped else self.inner.read(len(buffer))
+        except DamagedSource:
+            raise
         except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, OSError) as err:
             what = "ends early (truncated)" if isinstance(err, EOFError) else f"is damaged ({err})"
             raise DamagedSource(f"{self.name} {what} after {self.produced:,} bytes") from None
@@ -119,6 +127,29 @@ class GuardedStream(io.RawIOBase):
                                 f"(MAX_DECOMPRESSED_BYTES); refusing to read on")
         buffer[:len(data)] = data
         return len(data)
+
+    def _inflate(self, size: int) -> bytes:
+        while True:
+            inflater = self._inflater
+            if inflater.unconsumed_tail:
+                out = inflater.decompress(inflater.unconsumed_tail, size)
+            else:
+                if not self._ended and len(self._pending) <= 8:
+                    chunk = self.inner.read(1 << 16)
+                    self._ended = not chunk
+                    self._pending += chunk
+                feed = self._pending if self._ended else self._pending[:-8]
+                self._pending = self._pending[len(feed):]
+                out = inflater.decompress(feed, size)
+            if inflater.eof and inflater.unused_data:  # a multi-member gzip: the next member begins
+                self._pending = inflater.unused_data + self._pending
+                self._inflater = zlib.decompressobj(wbits=31)
+            if out:
+                return out
+            if self._ended and not self._pending and not inflater.unconsumed_tail:
+                if not self._inflater.eof and (self.produced or inflater is self._inflater):
+                    raise EOFError
+                return b""
 
     def close(self) -> None:
         self.inner.close()
@@ -135,13 +166,13 @@ def open_binary(source: str | Path) -> IO[bytes]:
         name = zip_member(path, member)
         stream: IO[bytes] = GuardedStream(archive.open(name), f"{path}::{name}")
         if name.endswith(".gz"):
-            stream = GuardedStream(gzip.GzipFile(fileobj=io.BufferedReader(stream)), f"{path}::{name}")
+            stream = GuardedStream(io.BufferedReader(stream), f"{path}::{name}", gzipped=True)
         return io.BufferedReader(stream)
     if magic.startswith(b"PK\x03\x04"):
         raise SourceError(f"{path} is a damaged or truncated zip archive (no central directory); "
                           "download or copy it again")
     if magic.startswith(b"\x1f\x8b"):
-        return io.BufferedReader(GuardedStream(gzip.open(path, "rb"), str(path)))
+        return io.BufferedReader(GuardedStream(path.open("rb"), str(path), gzipped=True))
     return path.open("rb")
 
 
@@ -153,11 +184,19 @@ def display_name(source: str | Path) -> str:
 
 
 def head_text(source: str | Path, n_bytes: int = 65536) -> str:
+    """The first `n_bytes` of the (decompressed) content; a damaged file gives what precedes the damage."""
+    pieces: list[bytes] = []
     with open_binary(source) as stream:
         try:
-            head = stream.read(n_bytes)
+            while sum(map(len, pieces)) < n_bytes:
+                piece = stream.read1(4096)  # one raw read: bytes before a damage are not lost with it
+                if not piece:
+                    break
+                pieces.append(piece)
         except DamagedSource as err:
-            raise SourceError(f"{err}; nothing could be read from it") from None
+            if not pieces:
+                raise SourceError(f"{err}; nothing could be read from it") from None
+    head = b"".join(pieces)
     if not head.strip(b" \t\r\n" + _BOM):
         raise SourceError(f"{display_name(source)} holds only white space: there is nothing to read")
     return head.decode("utf-8", errors="replace")
@@ -237,11 +276,11 @@ def json_layout(source: str | Path) -> str:
                 return "array"
             if not stripped.startswith("{") or _is_object(first):
                 return "lines"
-            # A broken first JSONL line, or the first line of one big object.
+            # A broken first JSONL line, or the first line of one big object (whose next line is a key).
             second = stream.readline(MAX_LINE_BYTES) if first.endswith(b"\n") else b""
         except DamagedSource:
             return "lines"  # iter_lines reports where it broke
-        return "lines" if _is_object(second) else "object"
+        return "lines" if second.lstrip().startswith(b"{") else "object"
 
 
 def _is_object(line: bytes) -> bool:
