@@ -2,8 +2,11 @@
 
 Real HTTP on 127.0.0.1 (no mock objects): the client under test goes through
 its whole stack. `faults` is a queue of what the next requests get: an HTTP
-status, a hang, a truncated body, or a fixed reply text. With the queue
-empty, the reply is `reply_for(payload)`.
+status, a hang, a truncated body, a fixed reply text, or a hostile reply:
+`body` (any JSON in place of the reply), `raw` bytes (with `headers`),
+`echo_auth` (an error body that repeats the Authorization header after that
+many characters), `close` (the connection dropped). With the queue empty, the
+reply is `reply_for(payload)`. GET /v1/models lists `models` when it is set.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.reply_for = reply_for or (lambda payload: "ok")
+        self.models: list[dict[str, Any]] | None = None
+        self.top_logprobs = [{"token": "yes", "logprob": -0.2}, {"token": " no", "logprob": -1.8}]
         self.delay = delay
         self.in_flight = 0
         self.max_in_flight = 0
@@ -31,6 +36,14 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models") and fake.models is not None:
+                    self.send_response(200)
+                    self._send(json.dumps({"object": "list", "data": fake.models}).encode())
+                    return
+                self.send_response(404)
+                self._send(b'{"error": "not found"}')
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
@@ -49,6 +62,22 @@ class FakeOpenAI:
 
             def _answer(self, payload: dict[str, Any], fault: dict[str, Any]) -> None:
                 time.sleep(fault.get("hang", fake.delay))
+                if fault.get("close"):
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if "echo_auth" in fault:
+                    body = ("x" * fault["echo_auth"] + "you sent " + self.headers.get("Authorization", "")).encode()
+                    self.send_response(fault.get("status", 401))
+                    self._send(body)
+                    return
+                if "raw" in fault or "body" in fault:
+                    raw = fault["raw"] if "raw" in fault else json.dumps(fault["body"]).encode()
+                    self.send_response(fault.get("status", 200))
+                    for name, value in fault.get("headers", {}).items():
+                        self.send_header(name, value)
+                    self._send(raw)
+                    return
                 if "status" in fault:
                     body = json.dumps({"error": {"message": fault.get("message", "injected")}}).encode()
                     self.send_response(fault["status"])
@@ -62,8 +91,7 @@ class FakeOpenAI:
                                      "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
                 if payload.get("logprobs"):
-                    top = fault.get("top_logprobs", [{"token": "yes", "logprob": -0.2},
-                                                     {"token": " no", "logprob": -1.8}])
+                    top = fault.get("top_logprobs", fake.top_logprobs)
                     body["choices"][0]["logprobs"] = {"content": [{"token": top[0]["token"],
                                                                    "logprob": top[0]["logprob"],
                                                                    "top_logprobs": top}]}

@@ -112,7 +112,8 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
         "prompts_skipped": [] if causal else skipped, "dialogues": len(dialogues), "utterances": len(rows),
         "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
         "truncated": sum(bool(r.get("truncation")) for r in rows),
-        "failures_by_reason": dict(Counter(error_kind(e) for r in rows for e in r["errors"]).most_common()),
+        # rows with errors, by the kind of their first (what followed from it is not counted again)
+        "failures_by_reason": dict(Counter(error_kind(r["errors"][0]) for r in rows if r["errors"]).most_common()),
         "seconds": round(seconds, 2),
         "labels_per_second": round(len(rows) / seconds, 2) if seconds and computed else None,
         "answered_from_cache": not computed,

@@ -53,16 +53,39 @@ class Choice(_Lenient):
     finish_reason: str | None = None
     logprobs: Logprobs | None = None
 
+    @field_validator("finish_reason", mode="before")
+    @classmethod
+    def _reason(cls, value: Any) -> Any:
+        return value if isinstance(value, str) else None
 
-class Usage(_Lenient):
-    prompt_tokens: int | None = 0
-    completion_tokens: int | None = 0
+
+class Usage(BaseModel):
+    """Token counts: a server that reports them oddly still has its answer read (counts become 0)."""
+
+    model_config = ConfigDict(extra="ignore")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @field_validator("prompt_tokens", "completion_tokens", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class ChatReply(_Lenient):
     choices: list[Choice] = Field(min_length=1)
     usage: Usage | None = None
     model: str | None = None
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _usage(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        return value if isinstance(value, str) else None
 
 
 def parse_reply(body: Any, where: str) -> ChatReply:
