@@ -77,3 +77,16 @@ def test_big_malformed_input_in_bounded_memory(case, tmp_path):
     read, rejected, reason = json.loads(out)
     assert (read, read + rejected) == (case.good, case.total) and case.message in reason
     assert usage.ru_maxrss / 1024 < 200, f"peak {usage.ru_maxrss / 1024:.0f} MB"
+
+
+@pytest.mark.parametrize("name", ["empty_file", "all_lines_broken", "truncated_zip", "a_directory"])
+def test_cli_says_one_line_and_exits_2(name, tmp_path):
+    import subprocess
+    import sys
+
+    case = next(c for c in CASES if c.name == name)
+    path = case.write(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "dialpref.cli", "data", "convert", str(path),
+                          str(tmp_path / "out.jsonl")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [run.stderr.strip()] and case.message in run.stderr

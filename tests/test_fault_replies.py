@@ -174,3 +174,50 @@ def test_templates_resolve_only_inside_the_prompts_folder(tmp_path):
     bank.write_text("prompts:\n  - id: evil@v1\n    template: ../../../../etc/passwd\n")
     with pytest.raises(ValueError, match="never a path"):
         load_bank(str(bank))
+
+
+def test_changed_weights_with_the_same_name_and_size_miss_the_cache(tmp_path, monkeypatch):
+    """A GGUF edited in place (same name, same size) is a new model: 0 stale hits."""
+    from conftest import embedded_teacher
+    from dialpref.teachers.packaged import locate
+
+    embedded_teacher("smollm2-135m")  # skips without llama-cpp-python or the model package
+    from dialpref.teachers.llamacpp import LlamaCppTeacher
+
+    monkeypatch.setenv("DIALPREF_HOME", str(tmp_path / "home"))
+    model = tmp_path / "model.gguf"
+    model.write_bytes(locate("smollm2-135m").read_bytes())
+    cache = TeacherCache(tmp_path / "cache.sqlite")
+    messages = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
+    first = CachedTeacher(LlamaCppTeacher(str(model), n_ctx=512), cache)
+    first.option_logprobs(messages, ["yes", "no"])
+    assert first.option_logprobs(messages, ["yes", "no"]).cached  # same file: a hit
+    size = model.stat().st_size
+    with model.open("r+b") as handle:  # flip bytes deep in the weights, size unchanged
+        handle.seek(size // 2)
+        chunk = handle.read(4096)
+        handle.seek(size // 2)
+        handle.write(bytes(b ^ 0x01 for b in chunk))
+    assert model.stat().st_size == size
+    second = CachedTeacher(LlamaCppTeacher(str(model), n_ctx=512), cache)
+    assert second.identity()["sha256"] != first.identity()["sha256"]
+    assert not second.option_logprobs(messages, ["yes", "no"]).cached  # 0 stale hits
+
+
+def test_synthesis_retries_an_empty_reply_and_survives_a_hostile_one(tmp_path, monkeypatch):
+    from dialpref.proutt.run import read_rows, synth_run
+    from dialpref.proutt.synthesize import SynthConfig
+    from dialpref.teachers.factory import make_teacher
+    from test_proutt_synth import canned, write_chats
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    chats = tmp_path / "chats.jsonl"
+    write_chats(chats, words=("alpha", "beta"))
+    with FakeOpenAI(reply_for=canned) as fake:
+        fake.faults.extend([{"text": ""}, {"body": {"choices": [{"message": "not an object"}]}}])
+        teacher = make_teacher(fake.url, cache_path=tmp_path / "cache.sqlite", concurrency=1)
+        summary = synth_run(str(chats), tmp_path / "run", teacher, SynthConfig(), concurrency=1)
+    rows = read_rows(tmp_path / "run" / "synth.jsonl")
+    assert summary["samples"] == 2 and len(rows) == 2  # both samples made it, the faults cost retries only
+    assert any("empty reply" in e for r in rows for s in r["stages"].values() for e in s["errors"])
+    assert not key_fragments(written_text(tmp_path))

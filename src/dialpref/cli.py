@@ -68,9 +68,22 @@ def _out() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
+class _Progress(Progress):
+    """A progress bar that leaves its last state on screen, except when the work failed: then the one-line
+    error stands alone."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            return super().__exit__(exc_type, exc, tb)
+        self.live.transient = True
+        self.live.refresh = lambda: None  # not drawn a last time where stderr is not a terminal...
+        self.live.stop()  # ...nor followed by the blank line Progress.stop prints there
+        return None
+
+
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
+    return _Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                     TimeElapsedColumn(), console=console, transient=False)
 
 
 # --- data ----------------------------------------------------------------------------------------
