@@ -151,7 +151,7 @@ CASES: list[InputCase] = [
     # --- records that must be one reject each, the rest of the file read -------------------------------
     InputCase("array_item_nested_100k", "deep.json",
               lambda: b"[" + json.dumps(sharegpt(1)).encode() + b", " + b"[" * 100_000 + b"]" * 100_000 + b", "
-              + json.dumps(sharegpt(2)).encode() + b"]", 2, 3, "nested"),
+              + json.dumps(sharegpt(2)).encode() + b"]", 2, 3, "nested", big=True),
     InputCase("jsonl_line_nested_200k", "deep.jsonl",
               lambda: lines(sharegpt(1), b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", sharegpt(2)), 2, 3,
               "nested"),

@@ -57,6 +57,8 @@ HOSTILE: list[HostileReply] = [
     HostileReply("hang_past_timeout", {"hang": 1.5}, "text", retried=True),
     HostileReply("http_400", {"status": 400, "message": "context length exceeded"}, "text", kind="HTTP 400"),
     HostileReply("http_404", {"status": 404}, "logprobs", kind="HTTP 404"),
+    HostileReply("error_echoes_the_key", {"echo_auth": 190, "status": 401}, "text", kind="HTTP 401"),
+    HostileReply("retried_error_echoes_the_key", {"echo_auth": 180, "status": 503}, "logprobs", retried=True),
     HostileReply("invalid_answer", {"text": "banana split"}, "text", kind="unparseable answer"),
     HostileReply("usage_garbage", {"body": {"choices": [{"message": {"content": "positive"}}], "usage": "lots",
                                             "model": 7}}, "text", retried=False, kind=""),

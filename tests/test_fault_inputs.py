@@ -76,7 +76,7 @@ def test_big_malformed_input_in_bounded_memory(case, tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     read, rejected, reason = json.loads(out)
     assert (read, read + rejected) == (case.good, case.total) and case.message in reason
-    assert usage.ru_maxrss / 1024 < 200, f"peak {usage.ru_maxrss / 1024:.0f} MB"
+    assert usage.ru_maxrss / 1024 < 150, f"peak {usage.ru_maxrss / 1024:.0f} MB"  # reading a good file: ~85 MB
 
 
 @pytest.mark.parametrize("name", ["empty_file", "all_lines_broken", "truncated_zip", "a_directory"])

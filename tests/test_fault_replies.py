@@ -221,3 +221,50 @@ def test_synthesis_retries_an_empty_reply_and_survives_a_hostile_one(tmp_path, m
     assert summary["samples"] == 2 and len(rows) == 2  # both samples made it, the faults cost retries only
     assert any("empty reply" in e for r in rows for s in r["stages"].values() for e in s["errors"])
     assert not key_fragments(written_text(tmp_path))
+
+
+def test_a_plain_400_on_a_structured_call_keeps_the_json_mode():
+    from pydantic import BaseModel
+
+    from dialpref.teachers import structured
+
+    class Answer(BaseModel):
+        label: str
+
+    with FakeOpenAI() as fake:
+        teacher = OpenAICompatTeacher(fake.url, "m", backoff=0.01, max_retries=0)
+        fake.faults.extend([{"status": 400, "message": "context length exceeded"}, {"text": '{"label": "a"}'}])
+        result = structured(teacher, [{"role": "user", "content": "x"}], Answer, retries=1)
+        assert result.ok and "HTTP 400" in result.errors[0]
+        assert teacher.json_mode == "auto" and fake.requests[1]["response_format"]["type"] == "json_schema"
+
+
+def test_a_model_swapped_behind_the_same_server_name_misses_the_cache(tmp_path):
+    with FakeOpenAI() as fake:
+        fake.models = [{"id": "m", "owned_by": "llamacpp", "meta": {"n_params": 134515008, "size": 98362432}}]
+        request = ChatRequest.make([{"role": "user", "content": "x"}])
+        cache = TeacherCache(tmp_path / "c.sqlite")
+        first = CachedTeacher(OpenAICompatTeacher(fake.url, "m", backoff=0.01), cache)
+        assert first.identity()["served"]["size"] == 98362432
+        first.complete(request)
+        assert CachedTeacher(OpenAICompatTeacher(fake.url, "m", backoff=0.01), cache).complete(request).cached
+        fake.models = [{"id": "m", "owned_by": "llamacpp", "meta": {"n_params": 361821120, "size": 271000000}}]
+        assert not CachedTeacher(OpenAICompatTeacher(fake.url, "m", backoff=0.01), cache).complete(request).cached
+
+
+def test_a_key_echoed_during_synthesis_never_reaches_its_rejects(tmp_path, monkeypatch):
+    from dialpref.proutt.run import synth_run
+    from dialpref.proutt.synthesize import SynthConfig
+    from dialpref.teachers.factory import make_teacher
+    from test_proutt_synth import canned, write_chats
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    chats = tmp_path / "chats.jsonl"
+    write_chats(chats, words=("alpha",))
+    with FakeOpenAI(reply_for=canned) as fake:
+        fake.faults.extend([{"echo_auth": offset, "status": 401} for offset in (190, 195, 290)])
+        teacher = make_teacher(fake.url, cache_path=tmp_path / "cache.sqlite", concurrency=1)
+        summary = synth_run(str(chats), tmp_path / "run", teacher, SynthConfig(), concurrency=1)
+    rejects = (tmp_path / "run" / "rejects.jsonl").read_text()
+    assert summary["rejected_samples"] == 1 and "HTTP 401" in rejects
+    assert not key_fragments(written_text(tmp_path))
