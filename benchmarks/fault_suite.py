@@ -37,14 +37,12 @@ def fragments(text: str) -> int:
 
 
 def run_cli(args: list[str], env: dict) -> tuple[int, str, str, float]:
-    """rc, stdout, stderr and peak RSS (MB, from wait4) of one `dialpref` process."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen([sys.executable, "-m", "dialpref.cli", *args], stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return child.returncode, out.read(), err.read(), usage.ru_maxrss / 1024
+    """rc, stdout, stderr and peak memory (MB, the process's own VmHWM) of one `dialpref` process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak"
+        run = subprocess.run([sys.executable, str(HERE / "_peak.py"), "dialpref.cli", *args], capture_output=True,
+                             text=True, env={**env, "PEAK_FILE": str(peak)}, timeout=600)
+        return run.returncode, run.stdout, run.stderr, float(peak.read_text()) if peak.exists() else float("nan")
 
 
 def file_lines(path: Path) -> int:

@@ -63,30 +63,17 @@ def test_meld_rows_after_an_open_quote_are_read_again(tmp_path):
 @pytest.mark.parametrize("case", [c for c in CASES if c.big], ids=lambda c: c.name)
 def test_big_malformed_input_in_bounded_memory(case, tmp_path):
     """Run in a child process so its peak memory is its own: a 200 MB utterance is skipped, never held."""
-    import os
     import subprocess
     import sys
 
     path = case.write(tmp_path)
     code = ("import sys, json; from dialpref.data import Rejects, read_dialogues; r = Rejects(echo=False); "
-            "n = sum(1 for _ in read_dialogues(sys.argv[1], r)); print(json.dumps([n, r.count, r.examples[0]['reason']]))")
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
-    out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    read, rejected, reason = json.loads(out)
+            "n = sum(1 for _ in read_dialogues(sys.argv[1], r)); "
+            "peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')); "
+            "print(json.dumps([n, r.count, r.examples[0]['reason'], peak / 1024]))")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    read, rejected, reason, peak_mb = json.loads(run.stdout)
     assert (read, read + rejected) == (case.good, case.total) and case.message in reason
-    assert usage.ru_maxrss / 1024 < 150, f"peak {usage.ru_maxrss / 1024:.0f} MB"  # reading a good file: ~85 MB
-
-
-@pytest.mark.parametrize("name", ["empty_file", "all_lines_broken", "truncated_zip", "a_directory"])
-def test_cli_says_one_line_and_exits_2(name, tmp_path):
-    import subprocess
-    import sys
-
-    case = next(c for c in CASES if c.name == name)
-    path = case.write(tmp_path)
-    run = subprocess.run([sys.executable, "-m", "dialpref.cli", "data", "convert", str(path),
-                          str(tmp_path / "out.jsonl")], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines() == [run.stderr.strip()] and case.message in run.stderr
+    # VmHWM starts afresh at exec: this is the reader's own peak (a good file costs about as much)
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB"

@@ -62,12 +62,19 @@ def test_crosswoz_acts_and_state(shared_data):
     assert "state" in dialogues[0].turns[1].labels  # the system's belief state
 
 
-def test_sharegpt_gzip_streams_and_rejects_empty_turns(shared_data):
+def test_sharegpt_gzip_streams_and_drops_empty_turns(shared_data):
+    path = shared_data / "sharegpt" / "sharegpt_v3_4k.jsonl.gz"
     rejects = Rejects(echo=False)
-    dialogues = list(read_dialogues(shared_data / "sharegpt" / "sharegpt_v3_4k.jsonl.gz", rejects))
-    assert len(dialogues) + rejects.count == 4002
+    dialogues = list(read_dialogues(path, rejects))
+    assert len(dialogues) == 4002  # every dialogue kept...
     assert dialogues[0].id == "Z6o9gbY_0" and dialogues[0].turns[0].role == "user"
-    assert rejects.reasons["empty turn text"] == rejects.count > 0
+    assert rejects.reasons["empty turn dropped"] == rejects.count > 0  # ...its empty turns dropped, each reported
+    dropped = [d for d in dialogues if d.metadata.get("dropped_turns")]
+    assert sum(len(d.metadata["dropped_turns"]) for d in dropped) == rejects.count
+    kept = dropped[0].turns
+    assert all("source_index" in t.metadata for t in kept) and all(t.text.strip() for t in kept)
+    strict = Rejects(echo=False, strict=True)  # the old rule on request: an empty turn rejects its dialogue
+    assert len(list(read_dialogues(path, strict))) + strict.count == 4002 and strict.reasons["empty turn text"]
 
 
 def test_lmsys_proutt_raw(shared_data):

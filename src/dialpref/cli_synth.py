@@ -50,9 +50,9 @@ def synth_run_command(
     summary.json to the run folder. Example: dialpref synth run ../shared/data/sharegpt/sharegpt_v3_4k.jsonl.gz
     --limit 20 -o runs/synth
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from dialpref.cli import _out, console
+    from dialpref.cli import _Progress, _out, console
     from dialpref.proutt.run import synth_run
     from dialpref.proutt.samples import HistoryBudget
     from dialpref.proutt.synthesize import SynthConfig
@@ -71,7 +71,7 @@ def synth_run_command(
         raise typer.Exit(1) from None
     columns = (TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[tokens]} tokens"))
-    with Progress(*columns, console=console) as bar:
+    with _Progress(*columns, console=console) as bar:
         task = bar.add_task("synth", total=None, tokens=0)
 
         def progress(done: int, total: int, totals: dict) -> None:

@@ -17,7 +17,12 @@ def exit_code(err: BaseException) -> int:
 
 
 def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
+    """The message on one line; an indented example after it (a suggested --map) is kept as it is."""
+    lines = str(err).strip().splitlines()
+    example = [l for l in lines[1:] if l.startswith("    ")]
+    text = " ".join(" ".join(l for l in lines if l not in example).split()) or type(err).__name__
+    if example:
+        text += "\n" + "\n".join(example)
     if exit_code(err) == USER_ERROR:
         return scrub(f"error: {text}")
     return scrub(f"internal error ({type(err).__name__}: {text}); rerun with --verbose for the traceback "

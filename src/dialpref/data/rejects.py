@@ -21,11 +21,16 @@ _MAX_RAW_CHARS = 100_000
 
 
 class Rejects:
-    """Collects rejected records; writes them to `path` when one is given."""
+    """Collects rejected records; writes them to `path` when one is given.
 
-    def __init__(self, path: str | Path | None = None, *, echo: bool = True) -> None:
+    `strict`: a turn without text rejects its whole dialogue (by default the turn is dropped and
+    reported, and the dialogue kept)."""
+
+    def __init__(self, path: str | Path | None = None, *, echo: bool = True, strict: bool = False) -> None:
         self.path = Path(path) if path else None
         self.echo = echo
+        self.strict = strict
+        self.split: str | None = None  # set by read_dialogues: records of other splits are not counted
         self.count = 0
         self.reasons: Counter[str] = Counter()
         self.examples: list[dict[str, Any]] = []

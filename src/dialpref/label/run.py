@@ -106,7 +106,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     causal = config.mode == "causal"
     computed = cache is None or cache.misses > misses_before  # a run answered wholly from the cache has no speed
     summary: dict[str, Any] = {
-        "task": task.name, "teacher": teacher.model,
+        "task": task.name, "task_spec": {**asdict(task), "roles": list(task.roles)}, "teacher": teacher.model,
         "config": {**asdict(config), **({"bank": None} if causal else {})},
         "prompts": [CAUSAL_PROMPT_ID] if causal else bank.ids,
         "prompts_skipped": [] if causal else skipped, "dialogues": len(dialogues), "utterances": len(rows),

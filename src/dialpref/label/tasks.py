@@ -96,3 +96,25 @@ def load_task(name_or_path: str) -> TaskSpec:
             raise ValueError(f"task file {path} does not exist")
         return TaskSpec.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
     raise ValueError(f"unknown task {name_or_path!r}: built-ins are {', '.join(BUILTIN)}, or pass a YAML file")
+
+
+def task_for_rows(rows: list[dict[str, Any]], scores: Path, task: str | None = None) -> TaskSpec:
+    """The task score rows were made for: `task` if given (it must be the rows' task), else the spec the
+    labelling run recorded in the summary beside them, else the built-in the rows name."""
+    import json
+
+    named = rows[0].get("task") if rows else None
+    if task:
+        spec = load_task(task)
+        if named and spec.name != named:
+            raise ValueError(f"--task {task} is {spec.name!r} but {scores} was labelled for {named!r}")
+        return spec
+    summary = scores.with_name(scores.stem + ".summary.json")
+    if summary.exists():
+        recorded = json.loads(summary.read_text(encoding="utf-8")).get("task_spec")
+        if recorded and recorded.get("name") == named:
+            return TaskSpec.from_dict(recorded, str(summary))
+    if named in BUILTIN:
+        return BUILTIN[named]
+    raise ValueError(f"{scores} was labelled for task {named!r}, which is not built in, and no {summary.name} "
+                     "beside it records its spec: pass --task with the spec's YAML file")

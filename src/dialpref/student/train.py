@@ -76,6 +76,14 @@ def forward_sorted(model: nn.Module, collate: Callable[[list[int]], dict], batch
     return logits[torch.argsort(torch.tensor(where))]
 
 
+def finetune_schedule(n_gold: int, batch: int = 16) -> tuple[int, float]:
+    """Default fine-tune steps and learning rate for n gold utterances: at least 60 steps at 2e-4.
+
+    Three epochs of a small gold set are a handful of steps, which leaves a student at the majority
+    class; 60 steps at 2e-4 (what the quick start uses) let it learn, and a larger set gets three epochs."""
+    return max(60, math.ceil(3 * n_gold / batch)), 2e-4
+
+
 def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: Sequence[Sequence[int]],
                  lengths: Sequence[int], targets: torch.Tensor, groups: torch.Tensor, loss: nn.Module,
                  config: TrainConfig, on_step: Callable[[int, int, float], None] | None = None) -> dict:
@@ -85,7 +93,7 @@ def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: 
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     per_epoch = len(length_bucketed_batches(units, lengths, config.batch_windows, random.Random(0)))
-    total = config.steps if config.steps else max(1, math.ceil(per_epoch * config.epochs))
+    total = config.steps if config.steps is not None else max(1, math.ceil(per_epoch * config.epochs))
     head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
     body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "score"))]
     optimizer = torch.optim.AdamW([{"params": body, "lr": config.learning_rate},
@@ -116,5 +124,5 @@ def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: 
     model.eval()
     seconds = time.perf_counter() - started
     return {"steps": step, "windows": windows, "seconds": round(seconds, 2),
-            "windows_per_second": round(windows / seconds, 2) if seconds else None, "loss": losses,
+            "windows_per_second": round(windows / seconds, 2) if seconds and windows else None, "loss": losses,
             "loss_config": {"name": type(loss).__name__, **loss.get_config_dict()}, "train_config": config.as_dict()}

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from dialpref.data.formats import (chitchat, convlab, crosswoz, lmsys, meld, native, openai_messages,
+from dialpref.data.formats import (chitchat, convlab, crosswoz, lmsys, mapped, meld, native, openai_messages,
                                    sharegpt)
+from dialpref.data.formats.suggest import table_columns, suggested_map
 from dialpref.data.formats._io import DamagedSource, SourceError, head_text, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -40,6 +41,11 @@ def detect_format(source: str | Path, rejects: Rejects | None = None) -> str:
     head = head_text(source)
     if meld.sniff_header(head):
         return meld.NAME
+    columns = table_columns(head)
+    if columns:
+        raise UnknownFormatError(
+            f"{source} is a table with columns {', '.join(columns[:20])}, but not one dialpref knows (MELD); "
+            f"describe it in a data map and pass --map FILE, e.g.:\n{suggested_map(columns)}")
     broken = []
     for record in iter_json_records(source):
         if not isinstance(record.value, dict):
@@ -62,15 +68,23 @@ def detect_format(source: str | Path, rejects: Rejects | None = None) -> str:
 
 
 def read_dialogues(source: str | Path, rejects: Rejects | None = None, *, format: str | None = None,
-                   split: str | None = None, limit: int | None = None) -> Iterator[Dialogue]:
-    """Stream dialogues from `source` (a path, `archive.zip::member`, or `chitchat` for the PyPI dataset)."""
+                   split: str | None = None, limit: int | None = None,
+                   mapping: str | Path | None = None) -> Iterator[Dialogue]:
+    """Stream dialogues from `source` (a path, `archive.zip::member`, or `chitchat` for the PyPI dataset).
+
+    `mapping`: a data map YAML (see formats/mapped.py) for a file of the user's own shape."""
     source = resolve_source(source)
     rejects = rejects if rejects is not None else Rejects()
-    name = format or detect_format(source, rejects)
-    if name not in READERS:
-        raise UnknownFormatError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+    rejects.split = split  # rejects are counted for the split read, not for every split of the file
+    if mapping is not None:
+        dialogues = mapped.read(source, rejects, mapped.load_map(mapping))
+    else:
+        name = format or detect_format(source, rejects)
+        if name not in READERS:
+            raise UnknownFormatError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+        dialogues = READERS[name].read(source, rejects)
     count = 0
-    for dialogue in READERS[name].read(source, rejects):
+    for dialogue in dialogues:
         if split is not None and dialogue.metadata.get("split") not in (split, None):
             continue
         yield dialogue

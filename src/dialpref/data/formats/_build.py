@@ -55,9 +55,33 @@ def record_id(value: Any, source: str, record: RawRecord) -> str:
     return str(value)
 
 
-def validate(dialogue_id: str, turns: list[dict[str, Any]], metadata: dict[str, Any]) -> Dialogue:
+def drop_empty_turns(turns: list[dict[str, Any]], metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """Turns without text are left out, not the dialogue: the dialogue's metadata lists them
+    (`dropped_turns`: their index in the source and why), and each kept turn's source index is in its
+    metadata (`source_index`), since a turn's index is its place among the kept turns."""
+    empty = [i for i, t in enumerate(turns) if isinstance(t, dict) and isinstance(t.get("text"), str)
+             and not t["text"].strip()]
+    if not empty or len(empty) == len(turns):
+        return turns
+    metadata["dropped_turns"] = [{"index": i, "reason": "empty turn text"} for i in empty]
+    return [{**t, "metadata": {**(t.get("metadata") or {}), "source_index": i}}
+            for i, t in enumerate(turns) if i not in set(empty)]
+
+
+def note_dropped(rejects: Rejects, source: str, line: int | None, dialogue: Dialogue) -> None:
+    """One reject row per dropped turn, so runs count them (the dialogue itself was kept)."""
+    for dropped in dialogue.metadata.get("dropped_turns", []):
+        rejects.add(source=source, line=line, record_id=f"{dialogue.id}#{dropped['index']}",
+                    reason=f"empty turn dropped (turn {dropped['index']}; the dialogue is kept)")
+
+
+def validate(dialogue_id: str, turns: list[dict[str, Any]], metadata: dict[str, Any],
+             strict: bool = False) -> Dialogue:
+    """A checked Dialogue or a RecordError; empty turns are dropped unless `strict` (then they reject it)."""
     if not turns:
         raise RecordError("empty dialogue: no turns")
+    if not strict:
+        turns = drop_empty_turns(turns, metadata)
     try:
         dialogue = Dialogue(id=dialogue_id, turns=turns, metadata=metadata)
     except ValidationError as err:
@@ -74,6 +98,12 @@ def validate(dialogue_id: str, turns: list[dict[str, Any]], metadata: dict[str, 
     return dialogue
 
 
+def validate_for(rejects: Rejects, dialogue_id: str, turns: list[dict[str, Any]],
+                 metadata: dict[str, Any]) -> Dialogue:
+    """`validate` in the mode the rejects sink asks for (strict: an empty turn rejects the dialogue)."""
+    return validate(dialogue_id, turns, metadata, strict=rejects.strict)
+
+
 def convert_records(records: Iterable[RawRecord], source: str, rejects: Rejects, build) -> Iterator[Dialogue]:
     """Run `build(record) -> Dialogue` over raw records, sending every failure to `rejects`.
 
@@ -81,12 +111,15 @@ def convert_records(records: Iterable[RawRecord], source: str, rejects: Rejects,
     expected...) is one reject with the error's kind, never the end of the file."""
     first_seen: dict[str, int] = {}
     for record in records:
+        if _other_split(record, rejects.split):
+            continue  # a record of another split: neither read nor counted as a reject
         if record.error is not None:
             rejects.add(source=source, line=record.position, reason=record.error, raw=record.raw,
                         record_id=record.key)
             continue
         try:
             dialogue = build(record)
+            note_dropped(rejects, source, record.position, dialogue)
             if dialogue.id in first_seen:
                 raise RecordError(f"duplicate dialogue id {dialogue.id!r}: record {first_seen[dialogue.id]} "
                                   "has it already (ids must be unique; the first is kept)")
@@ -96,6 +129,13 @@ def convert_records(records: Iterable[RawRecord], source: str, rejects: Rejects,
             _reject(rejects, source, record, str(err))
         except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as err:
             _reject(rejects, source, record, f"unexpected record shape ({type(err).__name__}: {str(err)[:160]})")
+
+
+def _other_split(record: RawRecord, split: str | None) -> bool:
+    if split is None or not isinstance(record.value, dict):
+        return False
+    own = record.value.get("data_split", record.value.get("split"))
+    return isinstance(own, str) and own != split
 
 
 def _reject(rejects: Rejects, source: str, record: RawRecord, reason: str) -> None:

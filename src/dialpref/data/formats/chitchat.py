@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, extra_metadata, record_id, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, extra_metadata, record_id, require, validate_for
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -54,6 +54,6 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
             turns.append({"speaker": speaker, "role": roles[sender], "text": text,
                           "metadata": {"timestamp": burst[0].get("timestamp")}})
         dialogue_id = record_id(record.key if record.key is not None else value.get("id"), name, record)
-        return validate(dialogue_id, turns, {"format": NAME, **extra_metadata(value, skip=("messages",))})
+        return validate_for(rejects, dialogue_id, turns, {"format": NAME, **extra_metadata(value, skip=("messages",))})
 
     return convert_records(iter_json_records(source), name, rejects, build)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, record_id, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, record_id, require, validate_for
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -71,6 +71,6 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
         dialogue_id = record_id(value.get("dialogue_id"), name, record)
         metadata = {"format": NAME, "dataset": value.get("dataset"), "split": value.get("data_split"),
                     "domains": value.get("domains", [])}
-        return validate(dialogue_id, turns, metadata)
+        return validate_for(rejects, dialogue_id, turns, metadata)
 
     return convert_records(iter_json_records(source), name, rejects, build)

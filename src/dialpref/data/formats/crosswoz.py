@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, extra_metadata, record_id, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, extra_metadata, record_id, require, validate_for
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -50,7 +50,7 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
             turns.append({"speaker": role, "role": ROLES[role], "text": message.get("content") or "",
                           "labels": labels})
         dialogue_id = record_id(record.key if record.key is not None else value.get("id"), name, record)
-        return validate(dialogue_id, turns,
+        return validate_for(rejects, dialogue_id, turns,
                         {"format": NAME, "language": "zh", **extra_metadata(value, skip=("messages",))})
 
     return convert_records(iter_json_records(source), name, rejects, build)

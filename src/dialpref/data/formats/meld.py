@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, validate
+from dialpref.data.formats._build import RecordError, note_dropped, validate
 from dialpref.data.formats._io import display_name, open_binary
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -143,7 +143,9 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
                                **{k.lower(): row[k] for k in ("Season", "Episode") if row.get(k)}}}
                  for line, row in ordered]
         try:
-            yield validate(f"meld-{split}-{key}", turns, {"format": NAME, "split": split})
+            dialogue = validate(f"meld-{split}-{key}", turns, {"format": NAME, "split": split}, rejects.strict)
+            note_dropped(rejects, name, ordered[0][0], dialogue)
+            yield dialogue
         except RecordError as err:
             rejects.add(source=name, line=ordered[0][0], reason=str(err), record_id=f"meld-{split}-{key}",
                         raw=[row for _, row in ordered])

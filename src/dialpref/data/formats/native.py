@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import RecordError, convert_records, record_id, require, validate
+from dialpref.data.formats._build import RecordError, convert_records, record_id, require, validate_for
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -30,6 +30,6 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
                 raise RecordError(f"turn {index} is not an object")
             if "role" not in turn:
                 raise RecordError(f"missing field 'role' in turn {index}")
-        return validate(dialogue_id, turns, value.get("metadata") or {})
+        return validate_for(rejects, dialogue_id, turns, value.get("metadata") or {})
 
     return convert_records(iter_json_records(source), name, rejects, build)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from dialpref.data.formats._build import chat_turns, convert_records, extra_metadata, record_id, require, validate
+from dialpref.data.formats._build import chat_turns, convert_records, extra_metadata, record_id, require, validate_for
 from dialpref.data.formats._io import RawRecord, display_name, iter_json_records
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
@@ -28,6 +28,6 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
         messages = require(value, "messages", list)
         turns = chat_turns(messages, role_key="role", text_key="content", aliases=ROLES, field="messages")
         dialogue_id = record_id(value.get("id"), name, record)
-        return validate(dialogue_id, turns, {"format": NAME, **extra_metadata(value, skip=("id", "messages"))})
+        return validate_for(rejects, dialogue_id, turns, {"format": NAME, **extra_metadata(value, skip=("id", "messages"))})
 
     return convert_records(iter_json_records(source), name, rejects, build)
