@@ -119,3 +119,44 @@ def test_split_rejects_count_only_that_split(tmp_path):
     assert len(list(read_dialogues(path, rejects, split="test"))) == 2 and rejects.count == 0
     rejects = Rejects(echo=False)
     assert len(list(read_dialogues(path, rejects, split="train"))) == 0 and rejects.count == 1
+
+
+def test_nested_jsonl_and_parquet_through_a_map(tmp_path):
+    from dialpref.data import Rejects, read_dialogues
+
+    nested = tmp_path / "support.jsonl"
+    nested.write_text("\n".join(json.dumps(r) for r in [
+        {"conversation_id": "c1", "messages": [{"author": "customer", "body": "my card is lost", "intent": "lost"},
+                                               {"author": "agent", "body": "I can block it"}]},
+        {"conversation_id": "c2", "messages": "not a list"}]) + "\n")
+    (tmp_path / "nested.yaml").write_text("dialogue: conversation_id\nturns: messages\nspeaker: author\ntext: body\n"
+                                          "labels: {intent: intent}\nroles: {customer: user, agent: assistant}\n")
+    rejects = Rejects(echo=False)
+    dialogues = list(read_dialogues(nested, rejects, mapping=tmp_path / "nested.yaml"))
+    assert [d.id for d in dialogues] == ["c1"] and rejects.count == 1
+    assert [(t.role, t.labels) for t in dialogues[0].turns] == [("user", {"intent": "lost"}), ("assistant", {})]
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"dialogue": ["a", "a", "b"], "turn": [2, 1, 1], "who": ["bot", "me", "me"],
+                      "text": ["hello", "hi", "bye"]})
+    pq.write_table(table, tmp_path / "rows.parquet")
+    (tmp_path / "rows.yaml").write_text("dialogue: dialogue\norder: turn\nspeaker: who\ntext: text\n"
+                                        "roles: {bot: assistant, default: user}\n")
+    dialogues = list(read_dialogues(tmp_path / "rows.parquet", Rejects(echo=False), mapping=tmp_path / "rows.yaml"))
+    assert [[(t.role, t.text) for t in d.turns] for d in dialogues] == [[("user", "hi"), ("assistant", "hello")],
+                                                                         [("user", "bye")]]
+
+
+def test_a_bad_map_is_a_message(tmp_path):
+    from dialpref.data import Rejects, read_dialogues
+    from dialpref.data.formats import SourceError
+
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "m.yaml").write_text("dialogue: a\ntext: missing_column\n")
+    with pytest.raises(SourceError, match="no column"):
+        list(read_dialogues(tmp_path / "d.csv", Rejects(echo=False), mapping=tmp_path / "m.yaml"))
+    (tmp_path / "m.yaml").write_text("dialogue: a\ntext: b\nparse: {b: nonsense}\n")
+    with pytest.raises(SourceError, match="unknown parser"):
+        list(read_dialogues(tmp_path / "d.csv", Rejects(echo=False), mapping=tmp_path / "m.yaml"))

@@ -41,6 +41,8 @@ def synth_run_command(
     concurrency: int = typer.Option(8, help="Samples in flight at once (server teachers only)."),
     llamafactory: bool = typer.Option(False, help="Also write dpo_llamafactory.json (ShareGPT preference form)."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (resumable runs)."),
+    map: Optional[Path] = typer.Option(None, "--map", help="A data map (YAML) for chat logs of your own shape "
+                                                           "(docs/data.md)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try the samples an earlier run rejected "
                                       "again, asking the teacher afresh where its answer was invalid."),
 ) -> None:
@@ -78,7 +80,7 @@ def synth_run_command(
             bar.update(task, completed=done, total=total,
                        tokens=totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0))
 
-        summary = synth_run(source, output, llm, config, retry_failed=retry_failed, format=format,
+        summary = synth_run(source, output, llm, config, retry_failed=retry_failed, mapping=map, format=format,
                             part=part, test_share=test_share, limit=limit,  # type: ignore[arg-type]
                             concurrency=concurrency, llamafactory=llamafactory, progress=progress)
     keys = ("samples", "rejected_samples", "synthesized_this_run", "skipped_short_conversations", "tokens_per_sample",

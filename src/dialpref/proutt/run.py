@@ -50,8 +50,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def select_samples(source: str, rejects: Rejects, config: SynthConfig, *, format: str | None = None,
                    part: Part = "all", test_share: float = 0.1, limit: int | None = None,
-                   stats: SampleStats | None = None) -> list[NextTurnSample]:
-    samples = iter_samples(read_dialogues(source, rejects, format=format), mode=config.mode,
+                   stats: SampleStats | None = None, mapping: Path | None = None) -> list[NextTurnSample]:
+    samples = iter_samples(read_dialogues(source, rejects, format=format, mapping=mapping), mode=config.mode,
                            max_negatives=config.max_negatives, seed=config.seed, stats=stats)
     if part != "all":
         samples = (s for s in samples if split_of(s, test_share=test_share) == part)
@@ -89,17 +89,19 @@ def repair_tail(path: Path) -> None:
 
 
 def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig = SynthConfig(), *,
-              retry_failed: bool = False,
+              retry_failed: bool = False, mapping: Path | None = None,
               format: str | None = None, part: Part = "all", test_share: float = 0.1, limit: int | None = None,
               concurrency: int = 1, llamafactory: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with output_lock(out_dir):
-        return _synth_locked(source, out_dir, teacher, config, retry_failed=retry_failed, format=format, part=part,
+        return _synth_locked(source, out_dir, teacher, config, retry_failed=retry_failed, mapping=mapping,
+                             format=format, part=part,
                              test_share=test_share, limit=limit, concurrency=concurrency,
                              llamafactory=llamafactory, progress=progress)
 
 
 def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig, *, retry_failed: bool,
+                  mapping: Path | None,
                   format: str | None, part: Part, test_share: float, limit: int | None, concurrency: int,
                   llamafactory: bool, progress: Progress | None) -> dict[str, Any]:
     synth_path = out_dir / "synth.jsonl"
@@ -109,7 +111,7 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
     stats = SampleStats()
     started = time.perf_counter()
     samples = select_samples(source, rejects, config, format=format, part=part, test_share=test_share, limit=limit,
-                             stats=stats)
+                             stats=stats, mapping=mapping)
     todo = [s for s in samples if s.id not in done and s.id not in failed_before]
     lock = threading.Lock()
     totals: Counter[str] = Counter()
