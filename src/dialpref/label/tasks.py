@@ -116,5 +116,9 @@ def task_for_rows(rows: list[dict[str, Any]], scores: Path, task: str | None = N
             return TaskSpec.from_dict(recorded, str(summary))
     if named in BUILTIN:
         return BUILTIN[named]
+    classes = next((set(r["scores"]) for r in rows if isinstance(r.get("scores"), dict)), None)
+    same = [t for t in BUILTIN.values() if classes and set(t.class_names) == classes]
+    if named is None and len(same) == 1:
+        return same[0]  # rows that name no task: the one built-in with exactly their classes
     raise ValueError(f"{scores} was labelled for task {named!r}, which is not built in, and no {summary.name} "
                      "beside it records its spec: pass --task with the spec's YAML file")

@@ -61,22 +61,23 @@ class DataMap(BaseModel):
     @field_validator("parse")
     @classmethod
     def _parsers(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = {k: v for k, v in value.items() if v not in PARSERS}
-        if bad:
-            raise ValueError(f"unknown parser(s) {bad}; known: {', '.join(PARSERS)}")
-        return value
+        return _only(value, PARSERS, "parser(s)")
 
     @field_validator("roles")
     @classmethod
     def _roles(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = {k: v for k, v in value.items() if v not in ROLES}
-        if bad:
-            raise ValueError(f"roles must map to {', '.join(ROLES)}, not {bad}")
-        return value
+        return _only(value, ROLES, "role(s)")
 
     def columns(self) -> list[str]:
         named = [*self.dialogue, self.order, self.speaker, self.text, self.role, *self.labels.values()]
         return [c for c in named if c]
+
+
+def _only(value: dict[str, str], allowed, what: str) -> dict[str, str]:
+    bad = {k: v for k, v in value.items() if v not in allowed}
+    if bad:
+        raise ValueError(f"unknown {what} {bad}; known: {', '.join(allowed)}")
+    return value
 
 
 def load_map(path: str | Path) -> DataMap:

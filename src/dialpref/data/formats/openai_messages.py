@@ -28,6 +28,7 @@ def read(source: str | Path, rejects: Rejects) -> Iterator[Dialogue]:
         messages = require(value, "messages", list)
         turns = chat_turns(messages, role_key="role", text_key="content", aliases=ROLES, field="messages")
         dialogue_id = record_id(value.get("id"), name, record)
-        return validate_for(rejects, dialogue_id, turns, {"format": NAME, **extra_metadata(value, skip=("id", "messages"))})
+        metadata = {"format": NAME, **extra_metadata(value, skip=("id", "messages"))}
+        return validate_for(rejects, dialogue_id, turns, metadata)
 
     return convert_records(iter_json_records(source), name, rejects, build)
