@@ -8,9 +8,9 @@ token that is a number, a log-probability of 1000, no choices) gives a
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from dialpref.teachers.base import TeacherError
 
@@ -48,15 +48,15 @@ class ReplyMessage(_Lenient):
     content: str | None = None
 
 
+def _or_none(kind: type) -> BeforeValidator:
+    """A field a server may fill oddly without costing the answer: anything not a `kind` reads as None."""
+    return BeforeValidator(lambda value: value if isinstance(value, kind) else None)
+
+
 class Choice(_Lenient):
     message: ReplyMessage
-    finish_reason: str | None = None
+    finish_reason: Annotated[str | None, _or_none(str)] = None
     logprobs: Logprobs | None = None
-
-    @field_validator("finish_reason", mode="before")
-    @classmethod
-    def _reason(cls, value: Any) -> Any:
-        return value if isinstance(value, str) else None
 
 
 class Usage(BaseModel):
@@ -74,18 +74,8 @@ class Usage(BaseModel):
 
 class ChatReply(_Lenient):
     choices: list[Choice] = Field(min_length=1)
-    usage: Usage | None = None
-    model: str | None = None
-
-    @field_validator("usage", mode="before")
-    @classmethod
-    def _usage(cls, value: Any) -> Any:
-        return value if isinstance(value, dict) else None
-
-    @field_validator("model", mode="before")
-    @classmethod
-    def _model(cls, value: Any) -> Any:
-        return value if isinstance(value, str) else None
+    usage: Annotated[Usage | None, _or_none(dict)] = None
+    model: Annotated[str | None, _or_none(str)] = None
 
 
 def parse_reply(body: Any, where: str) -> ChatReply:
