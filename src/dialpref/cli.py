@@ -621,7 +621,14 @@ def _register_next() -> None:
     app.add_typer(next_app, name="next")
 
 
+def _register_serve() -> None:
+    from dialpref.cli_serve import serve_command
+
+    app.command("serve")(serve_command)
+
+
 _register_students()
+_register_serve()
 _register_synth()
 _register_next()
 

@@ -66,6 +66,7 @@ class OnnxStudent:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]  # what the graph takes, no more
 
     def windows(self, dialogues) -> list[Window]:
         return windows_of(dialogues, self.config.context_turns, self.task.roles)
@@ -78,7 +79,7 @@ class OnnxStudent:
             enc = self.tokenizer([windows[i].text for i in batch], [windows[i].context for i in batch],
                                  truncation="longest_first", max_length=self.config.max_length, padding=True,
                                  return_tensors="np")
-            logits = self.session.run(["logits"], {k: enc[k].astype(np.int64) for k in INPUTS})[0]
+            logits = self.session.run(["logits"], {k: enc[k].astype(np.int64) for k in self.input_names})[0]
             logits = logits - logits.max(-1, keepdims=True)
             out[batch] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
         return out

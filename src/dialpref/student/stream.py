@@ -25,14 +25,21 @@ class StreamingClassifier:
         self.turns: deque[Turn] = deque(maxlen=self.context_turns + 1)
         self.index = -1
 
-    def add(self, speaker: str, text: str, role: str = "user") -> dict[str, float] | None:
+    def push(self, speaker: str, text: str, role: str = "user") -> Window | None:
+        """Record a turn; return the window to classify it with, or None when the task skips its role.
+        A server batches these windows across sessions; `add` classifies one at once."""
         turn = Turn(speaker=speaker, role=role, text=text)
         self.turns.append(turn)
         self.index += 1
         if not self.task.labelled(turn):
             return None
         local = window_at(list(self.turns), len(self.turns) - 1, self.context_turns, self.dialogue_id)
-        window = Window(self.dialogue_id, self.index, local.text, local.context)
+        return Window(self.dialogue_id, self.index, local.text, local.context)
+
+    def add(self, speaker: str, text: str, role: str = "user") -> dict[str, float] | None:
+        window = self.push(speaker, text, role)
+        if window is None:
+            return None
         probs = self.predictor.predict_proba([window])[0]
         return {name: float(p) for name, p in zip(self.task.class_names, probs)}
 
