@@ -29,6 +29,8 @@ def serve_command(
     max_utterances: int = typer.Option(DEFAULTS.max_windows, help="Most utterances one request may classify."),
     max_sessions: int = typer.Option(DEFAULTS.max_sessions, help="Live sessions kept; the least recent goes "
                                                                  "first."),
+    read_timeout: float = typer.Option(DEFAULTS.read_timeout, help="Seconds a client may take to send its "
+                                                                   "body before a 408 (slow clients)."),
     log_level: str = typer.Option("warning", help="uvicorn's log level (info logs every request)."),
 ) -> None:
     """Serve a student: POST /v1/classify, live dialogues on /v1/sessions and WS /v1/live, /healthz,
@@ -37,7 +39,7 @@ def serve_command(
 
     settings = ServeSettings(runtime=runtime, threads=threads, max_batch=max_batch, max_wait_ms=max_wait_ms,
                              max_body_bytes=max_body_kb * 1000, max_windows=max_utterances,
-                             max_sessions=max_sessions)
+                             max_sessions=max_sessions, read_timeout=read_timeout)
 
     def ready(url: str) -> None:
         # stdout, flushed: a supervisor or a test waits for this line

@@ -70,7 +70,8 @@ class StudentService:
             windows = [self.utterance_window(u) for u in request.utterances]
             self._check_size(len(windows))
             probs = await self.batcher.classify(windows)
-            results = [self.scored(p, id=u.id) for p, u in zip(probs, request.utterances)]
+            results = [self.scored(p, **({'id': u.id} if u.id is not None else {}))
+                       for p, u in zip(probs, request.utterances)]
             return ClassifyResponse(task=self.task.name, results=results)
         dialogues = [Dialogue(id=d.id or f"dialogue-{i}", turns=[_turn(t) for t in d.turns])
                      for i, d in enumerate(request.dialogues)]
@@ -149,7 +150,7 @@ def _add_metrics_middleware(app: FastAPI, service: StudentService) -> None:
 
 
 def _add_classify_routes(app: FastAPI, service: StudentService) -> None:
-    @app.post("/v1/classify", response_model=ClassifyResponse, response_model_exclude_none=True)
+    @app.post("/v1/classify", response_model=ClassifyResponse, response_model_exclude_unset=True)
     async def classify(request: ClassifyRequest) -> ClassifyResponse:
         """Label utterances (each with its context) or every labelled turn of whole dialogues."""
         return await service.classify(request)
@@ -168,7 +169,7 @@ def _add_session_routes(app: FastAPI, service: StudentService) -> None:
         service.metrics.sessions.set(len(service.sessions))
         return session
 
-    @app.post("/v1/sessions/{session_id}/turns", response_model=Scored, response_model_exclude_none=True)
+    @app.post("/v1/sessions/{session_id}/turns", response_model=Scored, response_model_exclude_unset=True)
     async def session_turn(session_id: str, turn: TurnIn) -> Scored:
         """One turn of a live dialogue -> its label, classified with the turns the session has seen."""
         try:
@@ -228,7 +229,7 @@ async def _live_reply(service: StudentService, session_id: str, message: dict) -
         scored = await service.turn(session_id, turn)
     except UnknownSession:
         return {"error": "the session expired; reconnect without session_id", "status": 404}, 404
-    return scored.model_dump(exclude_none=True), 200
+    return scored.model_dump(exclude_unset=True), 200
 
 
 def _add_ops_routes(app: FastAPI, service: StudentService) -> None:

@@ -70,7 +70,7 @@ class LiveSession:
         return _turn_reply(self._ws.recv())
 
     def close(self) -> None:
-        self._ws.close()
+        self._ws.__exit__(None, None, None)
 
     def __enter__(self) -> "LiveSession":
         return self
@@ -102,7 +102,8 @@ class Client:
     def live(self, session_id: str | None = None) -> LiveSession:
         from websockets.sync.client import connect
 
-        return LiveSession(connect(_ws_url(self.url, session_id)))
+        connection = connect(_ws_url(self.url, session_id))
+        return LiveSession(connection.__enter__())  # websockets >= 17.1 wants its connections entered
 
     def close(self) -> None:
         self._http.close()
