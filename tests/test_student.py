@@ -88,6 +88,18 @@ def test_pretrain_checks_its_inputs(trained):
         student.pretrain(windows, teacher_scores(windows), "hinge")
 
 
+def test_length_groups_cover_every_window_once_within_slack_and_size():
+    from dialpref.student.export import length_groups
+
+    lengths = [9, 3, 30, 4, 3, 12, 10, 5, 31, 3]
+    groups = length_groups(lengths, batch_size=2, slack=2)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert all(len(g) <= 2 and max(lengths[i] for i in g) - min(lengths[i] for i in g) <= 2 for g in groups)
+    assert [lengths[g[0]] for g in groups] == sorted(lengths[g[0]] for g in groups)
+    assert len(length_groups(lengths, batch_size=64, slack=100)) == 1
+    assert length_groups([], 8, 2) == []
+
+
 def test_onnx_export_matches_torch_and_streaming_matches_batch(trained, tmp_path):
     pytest.importorskip("onnxruntime")
     from dialpref.student.export import OnnxStudent, export_onnx
@@ -99,8 +111,11 @@ def test_onnx_export_matches_torch_and_streaming_matches_batch(trained, tmp_path
     assert paths["fp32"].exists() and paths["int8"].exists()
     assert paths["int8"].stat().st_size < paths["fp32"].stat().st_size / 2
     reference = student.predict_proba(windows)
-    fp32 = OnnxStudent(folder, "fp32").predict_proba(windows)
+    onnx = OnnxStudent(folder, "fp32")
+    fp32 = onnx.predict_proba(windows)
     assert np.abs(fp32 - reference).max() < 1e-4
+    onnx.padding_slack = 10_000  # one padded batch: grouping by length changes the cost, not the answer
+    assert np.abs(onnx.predict_proba(windows, batch_size=64) - fp32).max() < 1e-4
     int8 = OnnxStudent(folder, "int8").predict_proba(windows)
     assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.9
     # live: each turn as it arrives, with its context, gives what the batch windows give

@@ -104,6 +104,9 @@ def test_own_csv_and_task_through_every_stage(tmp_path):
 
     calibrated = last_json(dialpref(tmp_path, "calibrate", "runs/scores.jsonl"))
     assert calibrated["rows"] == 59 and "ece" in calibrated["before"]
+    # the reports of a custom task: reliability diagrams of the labelling run and of calibrate
+    assert (tmp_path / "runs" / "scores.reliability.png").stat().st_size > 1000
+    assert (tmp_path / calibrated["reliability_png"]).stat().st_size > 1000
 
     # the custom task served: exported, then answered over a real socket with the spec's own classes
     pytest.importorskip("fastapi")
