@@ -111,6 +111,7 @@ def test_cli_synth_crosswoz_in_chinese_and_view(tmp_path, server, shared_data):
                                       server.url, "--limit", "2", "-o", str(out), "--language", "Chinese",
                                       "--cache", str(tmp_path / "c.sqlite"), "--llamafactory"])
     assert result.exit_code == 0, result.output
+    assert "synth: 2/2" in result.output, result.output[-1500:]  # not a terminal: progress comes as lines
     rows = read_rows(out / "synth.jsonl")
     assert len(rows) == 2 and re.search(r"[\u4e00-\u9fff]", rows[0]["history"])
     sent = " ".join(m["content"] for p in server.requests for m in p["messages"])
