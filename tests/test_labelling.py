@@ -9,7 +9,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from dialpref.cli import app, resolve_mode
+from dialpref.cli import app
+from dialpref.label.run import resolve_mode
 from dialpref.data.schema import Dialogue
 from dialpref.label.bank import BUILTIN_PROMPTS, Bank, load_bank, utterance_queries
 from dialpref.label.causal import causal_pieces, label_causal
@@ -204,7 +205,8 @@ def test_bank_select_scores_each_prompt_on_gold_dev(smollm2, shared_data, tmp_pa
 
 CHILD = """
 import sys
-from dialpref.cli import app, resolve_mode
+from dialpref.cli import app
+from dialpref.label.run import resolve_mode
 sys.argv = ["dialpref", "label", sys.argv[1], "--split", "test", "--dialogues", "12", "--output", sys.argv[2],
             "--cache", sys.argv[3], "--teacher", "smollm2-135m", "--mode", "prefix", "--prior", "none"]
 app()

@@ -24,7 +24,7 @@ import numpy as np
 
 from dialpref.data import Rejects, read_dialogues
 from dialpref.data.schema import Dialogue
-from dialpref.label.run import LabelConfig, label_run
+from dialpref.label.run import LabelConfig, label_run, resolve_mode
 from dialpref.label.tasks import TaskSpec, load_task
 from dialpref.metrics import agreement, classification, majority_class
 
@@ -225,7 +225,7 @@ def distill_run(config: DistillConfig, output: Path, cache_path: Path,
         sink.close()
     inner = make_teacher(config.teacher, cache_path=None)
     teacher = CachedTeacher(inner, TeacherCache(cache_path))
-    mode = config.mode if config.mode != "auto" else ("prefix" if is_server(config.teacher) else "causal")
+    mode = resolve_mode(config.mode, config.teacher)
     label = LabelConfig(mode=mode, prior=config.prior)
     say(f"teacher {teacher.model} ({mode} mode, {config.prior} prior) labels {len(train)} training and "
         f"{len(held)} held-out dialogues")

@@ -27,9 +27,18 @@ from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
 from dialpref.label.scoring import ScoringConfig, error_kind, score_dialogue, scores_at
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
+from dialpref.teachers.factory import is_server
 
 MODES = ("prefix", "causal")
 VOTE_CURVE = (1, 2, 5, 10, 20, 30)
+
+
+def resolve_mode(mode: str, teacher_spec: str, estimator: str = "expected", bank: str | None = None) -> str:
+    """The one rule for `mode="auto"`: causal where causal mode can run (an embedded teacher, the expected
+    estimator) and nothing asked for a prompt bank, else prefix. The CLI and the quick start both use it."""
+    if mode != "auto":
+        return mode
+    return "causal" if not is_server(teacher_spec) and estimator == "expected" and bank is None else "prefix"
 
 
 @dataclass

@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from dialpref.cli._console import _out, _progress, console
+
 next_app = typer.Typer(
     help="Next-user-utterance models (ProUtt): pick held-out samples, train (SFT then DPO, LoRA), predict "
          "four next turns with reasoning, and evaluate (LLM judge, embedding similarity, pairwise, human "
@@ -28,7 +30,6 @@ def samples_command(
     test_share: float = typer.Option(0.1, help="Share of conversations in the 'test' part (as in synth run)."),
 ) -> None:
     """Write next-turn samples (context + real next user turn) for predict and eval."""
-    from dialpref.cli import console
     from dialpref.data import Rejects
     from dialpref.proutt.run import select_samples
     from dialpref.proutt.synthesize import SynthConfig
@@ -59,7 +60,6 @@ def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft 
         raise typer.Exit(0 if stage in ("", "--help", "-h", "sft", "dpo") else 2)
     sys.argv[0] = f"dialpref next train {stage}"
     config = parse_train_args(argv)
-    from dialpref.cli import console
     from dialpref.next.train import train
 
     summary = train(stage, config)  # type: ignore[arg-type]
@@ -118,8 +118,6 @@ def predict_command(
     """Predict the next user turn: the think block and four predictions, parsed. A generation with no
     prediction is reported (error column, format-failure count), never fatal."""
     from rich.table import Table
-
-    from dialpref.cli import _out, _progress, console
     from dialpref.next.evaluate import read_samples
     from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
 
@@ -181,7 +179,6 @@ def eval_command(
 ) -> None:
     """Score predictions against the real next turns: judge (0-1 rubric, best of four), embedding
     similarity (best of four), pairwise against another system (both orders; flips count as ties)."""
-    from dialpref.cli import _out, _progress, console
     from dialpref.next import evaluate as ev
     from dialpref.teachers.factory import make_teacher
 
@@ -237,8 +234,6 @@ def quickstart_command(
     """The whole next-utterance path in minutes on embedded defaults: synthesize a few real chats with the
     packaged SmolLM2 teacher, SFT then DPO SmolLM2-135M with LoRA, predict held-out conversations."""
     from rich.table import Table
-
-    from dialpref.cli import _out, console
     from dialpref.data import Rejects
     from dialpref.next.config import NextTrainConfig
     from dialpref.next.predict import GenerationSettings, NextUtterancePredictor

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from dialpref.cli._console import _Progress, _out, console
+
 synth_app = typer.Typer(
     help="ProUtt synthesis: chat logs -> intent trees, category and mining / exploration reasoning, scored "
          "predictions, chosen / rejected traces -> SFT and DPO files (TRL's conversational forms).",
@@ -53,8 +55,6 @@ def synth_run_command(
     --limit 20 -o runs/synth
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    from dialpref.cli import _Progress, _out, console
     from dialpref.proutt.run import synth_run
     from dialpref.proutt.samples import HistoryBudget
     from dialpref.proutt.synthesize import SynthConfig
@@ -97,7 +97,6 @@ def synth_view_command(
 ) -> None:
     """One HTML page for a run: per sample the history, the intent tree as a tree, both views with
     their scored predictions, and chosen beside rejected."""
-    from dialpref.cli import console
     from dialpref.proutt.view import write_view
 
     try:

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from dialpref.cli._console import _progress, console
+
 from dialpref.data import Rejects, read_dialogues
 
 student_app = typer.Typer(help="Students: small encoders trained on teacher scores (pairwise), then on gold.",
@@ -33,7 +35,6 @@ def task_of_scores(rows, scores: Path, task: Optional[str]):
 
 
 def _console():
-    from dialpref.cli import console
     return console
 
 
@@ -106,8 +107,6 @@ def student_train(
     --output runs/dd/student
     """
     import numpy as np
-
-    from dialpref.cli import _progress
     from dialpref.label.output import read_rows
     from dialpref.student.model import Student, StudentConfig
 
@@ -159,7 +158,6 @@ def student_finetune(
     leave a student at the majority class). Example: dialpref student finetune default
     ../shared/data/dailydialog/data.zip --from-encoder --task dialogue_act --split train --dialogues 100
     """
-    from dialpref.cli import _progress
     from dialpref.student.train import finetune_schedule
 
     student = _finetune_start(model, from_encoder, task, context, seed)

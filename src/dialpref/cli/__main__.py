@@ -1,0 +1,5 @@
+"""`python -m dialpref.cli`."""
+
+from dialpref.cli import main
+
+main()
