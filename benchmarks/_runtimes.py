@@ -62,15 +62,17 @@ def export_eager(student, folder: Path) -> Path:
     import torch
 
     from dialpref.data.windows import Window
-    from dialpref.student.export import INPUTS
 
     student.model.set_attn_implementation("eager")
-    sample = student._collate(student._tokens([Window("x", 0, "A: hello there", "B: hi")]))([0])
+    from dialpref.student.export import forward_ordered
+
+    sample = forward_ordered(student.model, student._collate(student._tokens([Window("x", 0, "A: hello there",
+                                                                                       "B: hi")]))([0]))
     path = folder / "eager.onnx"
     with torch.inference_mode():
-        torch.onnx.export(student.model.eval(), tuple(sample[k] for k in INPUTS), str(path), input_names=list(INPUTS),
+        torch.onnx.export(student.model.eval(), (), str(path), kwargs=sample, input_names=list(sample),
                           output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in INPUTS}, "logits": {0: "batch"}})
+                          dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in sample}, "logits": {0: "batch"}})
     student.model.set_attn_implementation("sdpa")
     return path
 

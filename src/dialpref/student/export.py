@@ -17,9 +17,9 @@ import torch
 
 from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
-from dialpref.student.model import SIDECAR, Student, StudentConfig
+from dialpref.student.encoding import encode_windows, pad
+from dialpref.student.model import SIDECAR, Student, StudentConfig, resolve_device
 
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 PADDING_SLACK = 2  # pad tokens a window may carry to share a batch (measured in benchmarks/student_speed.py)
 
 
@@ -35,19 +35,30 @@ def length_groups(lengths: Sequence[int], batch_size: int, slack: int) -> list[l
     return groups
 
 
+def forward_ordered(model, sample: dict) -> dict:
+    """The inputs in the order of `model.forward`'s parameters: the exporter names the graph's inputs in
+    that order, whatever the order of the dict."""
+    import inspect
+
+    order = [name for name in inspect.signature(model.forward).parameters if name in sample]
+    return {name: sample[name] for name in order}
+
+
 def export_onnx(student: Student, folder: str | Path, int8: bool = True) -> dict[str, Path]:
     """Write model.onnx (and model.int8.onnx) beside a saved student; return their paths."""
     folder = Path(folder)
     if not (folder / SIDECAR).exists():
         student.save(folder)
-    model = student.model.eval()
-    sample = student._collate(student._tokens([Window("x", 0, "A: hello there", "B: hi")]))([0])
+    model = student.model.eval().cpu()
+    sample = forward_ordered(model, student._collate(student._tokens([Window("x", 0, "A: hello there", "B: hi")]))([0]))
+    names = list(sample)  # the model's real inputs (no token_type_ids for DistilBERT or RoBERTa)
     fp32 = folder / "model.onnx"
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent branches of the HF attention code
-        torch.onnx.export(model, tuple(sample[k] for k in INPUTS), str(fp32), input_names=list(INPUTS),
-                          output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in INPUTS}, "logits": {0: "batch"}})
+        torch.onnx.export(model, (), str(fp32), kwargs=sample, input_names=names, output_names=["logits"],
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in names}, "logits": {0: "batch"}})
+    model.to(resolve_device(student.config.device))
     paths = {"fp32": fp32}
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -74,7 +85,6 @@ class OnnxStudent:
         self.task = TaskSpec.from_dict(sidecar["task"], str(folder / SIDECAR))
         self.config = StudentConfig(encoder=str(folder), **sidecar["config"])
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.tokenizer.truncation_side = "left"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -92,24 +102,14 @@ class OnnxStudent:
         out = np.zeros((len(windows), len(self.task.classes)), dtype=np.float32)
         if not windows:
             return out
-        enc = self.tokenizer([w.text for w in windows], [w.context for w in windows], truncation="longest_first",
-                             max_length=self.config.max_length)
-        lengths = [len(ids) for ids in enc["input_ids"]]
+        encodings = encode_windows(self.tokenizer, windows, self.config.max_length)
+        lengths = [len(e["input_ids"]) for e in encodings]
         for group in length_groups(lengths, batch_size, self.padding_slack):
-            width = max(lengths[i] for i in group)
-            feeds = {k: self._padded([enc[k][i] for i in group], width, self.pad_id if k == "input_ids" else 0)
-                     for k in self.input_names}
+            feeds = pad(encodings, group, self.input_names, self.pad_id)
             logits = self.session.run(["logits"], feeds)[0]
             logits = logits - logits.max(-1, keepdims=True)
             out[group] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
         return out
-
-    @staticmethod
-    def _padded(rows, width: int, value: int) -> np.ndarray:
-        array = np.full((len(rows), width), value, dtype=np.int64)
-        for r, row in enumerate(rows):
-            array[r, :len(row)] = row
-        return array
 
     def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
         return [self.task.class_names[i] for i in self.predict_proba(windows, batch_size).argmax(-1)]

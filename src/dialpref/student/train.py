@@ -73,7 +73,7 @@ def forward_sorted(model: nn.Module, collate: Callable[[list[int]], dict], batch
         parts.append(model(**collate([batch[k] for k in chunk])).logits)
         where.extend(chunk)
     logits = torch.cat(parts)
-    return logits[torch.argsort(torch.tensor(where))]
+    return logits[torch.argsort(torch.tensor(where, device=logits.device))]
 
 
 def finetune_schedule(n_gold: int, batch: int = 16) -> tuple[int, float]:
@@ -92,6 +92,8 @@ def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: 
         torch.set_num_threads(config.threads)
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
+    device = next(model.parameters()).device  # the batches come there from the collate function
+    targets, groups = targets.to(device), groups.to(device)
     per_epoch = len(length_bucketed_batches(units, lengths, config.batch_windows, random.Random(0)))
     total = config.steps if config.steps is not None else max(1, math.ceil(per_epoch * config.epochs))
     head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
@@ -109,7 +111,7 @@ def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: 
             if step >= total:
                 break
             logits = forward_sorted(model, collate, batch)
-            index = torch.tensor(batch)
+            index = torch.tensor(batch, device=device)
             value = loss(logits, targets[index], groups[index])
             optimizer.zero_grad()
             value.backward()
