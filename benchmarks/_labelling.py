@@ -44,10 +44,9 @@ def majority(rows: Sequence[dict], task: TaskSpec) -> dict[str, Any]:
 
 def run_bank(teacher, task: TaskSpec, bank: Bank, dialogues, config: ScoringConfig = ScoringConfig()):
     """Rows, seconds, and prompt tokens evaluated (after KV reuse) for a bank over the dialogues."""
-    inner = getattr(teacher, "teacher", teacher)
-    before, started = inner.evaluated_tokens, time.perf_counter()
+    before, started = teacher.evaluated_tokens, time.perf_counter()
     rows = [r for d in dialogues for r in score_dialogue(teacher, task, bank, d, config)]
-    return rows, time.perf_counter() - started, inner.evaluated_tokens - before
+    return rows, time.perf_counter() - started, teacher.evaluated_tokens - before
 
 
 def with_prior(rows, kind: str, task: TaskSpec, teacher=None, bank=None, dialogues=()):

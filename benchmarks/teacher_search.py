@@ -81,10 +81,10 @@ def main() -> None:
                     results[f"{prompt_id}|{prior}"] = {**evaluate(ensemble(fixed, [prompt_id], task), fixed, task),
                                                         **cost}
                     per_prompt_rows[f"{prompt_id}|{prior}"] = fixed
-            t0, before = time.perf_counter(), teacher.teacher.evaluated_tokens
+            t0, before = time.perf_counter(), teacher.evaluated_tokens
             causal_rows = [r for d in dialogues for r in label_causal(teacher, task, d)]
             cost = {"seconds_per_label": round((time.perf_counter() - t0) / len(causal_rows), 4),
-                    "tokens_evaluated_per_label": round((teacher.teacher.evaluated_tokens - before) / len(causal_rows), 1)}
+                    "tokens_evaluated_per_label": round((teacher.evaluated_tokens - before) / len(causal_rows), 1)}
             for prior in PRIORS:
                 fixed = with_prior(causal_rows, prior, task, teacher, None, dialogues)
                 results[f"{CAUSAL}|{prior}"] = {**evaluate(ensemble(fixed, [CAUSAL], task), fixed, task), **cost}

@@ -83,6 +83,22 @@ def test_causal_mode_reads_each_turn_once_and_matches_the_fresh_prompt(smollm2):
         assert row["prompt_tokens"] == fresh.prompt_tokens
 
 
+def test_causal_mode_goes_through_the_cache_and_a_rerun_reads_nothing_again(smollm2, tmp_path):
+    from dialpref.teachers.base import TeacherError
+    from dialpref.teachers.factory import make_teacher
+
+    teacher = CachedTeacher(smollm2, TeacherCache(tmp_path / "c.sqlite"))
+    first = label_causal(teacher, TASK, DIALOGUE)
+    assert teacher.cache.stats()["stored"] == len(DIALOGUE.turns)  # one answer per turn, keyed by its text
+    before = teacher.evaluated_tokens
+    again = label_causal(teacher, TASK, DIALOGUE)
+    assert teacher.evaluated_tokens == before  # the teacher read nothing again
+    assert [r["scores"] for r in again] == [r["scores"] for r in first]
+    server = make_teacher("http://127.0.0.1:9", cache_path=tmp_path / "s.sqlite")
+    with pytest.raises(TeacherError, match="causal mode needs the embedded"):
+        label_causal(server, TASK, DIALOGUE)
+
+
 def test_sampled_votes_are_real_cached_generations_that_track_the_distribution(smollm2, tmp_path):
     teacher = CachedTeacher(smollm2, TeacherCache(tmp_path / "c.sqlite"))
     one = Dialogue(id="d2", turns=DIALOGUE.turns[:1])

@@ -82,8 +82,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     """Label `dialogues`, write rows to `output`, plots and summary beside it; return the summary."""
     bank = bank if bank is not None else load_bank(config.bank)
     skipped = [p.id for p in bank.prompts if p not in bank.usable()]
-    inner = getattr(teacher, "teacher", teacher)
-    tokens_before = getattr(inner, "evaluated_tokens", None)
+    tokens_before = getattr(teacher, "evaluated_tokens", None)
     cache = getattr(teacher, "cache", None)
     misses_before = cache.misses if cache is not None else 0
     started = time.perf_counter()
@@ -129,7 +128,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
         "prompt_tokens_per_label": round(sum(r["prompt_tokens"] for r in rows) / max(1, len(rows)), 1),
         "output": str(output), "rejects": str(rejects.path)}
     if tokens_before is not None:
-        summary["tokens_evaluated_per_label"] = round((inner.evaluated_tokens - tokens_before) / max(1, len(rows)), 1)
+        summary["tokens_evaluated_per_label"] = round((teacher.evaluated_tokens - tokens_before) / max(1, len(rows)), 1)
     if hasattr(teacher, "cache"):
         summary["cache"] = teacher.cache.stats()
     summary.update(_quality(rows, task, config, output))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, Message, OptionScores,
-                                    ResultCallback, Teacher, stable_hash)
+                                    ResultCallback, Teacher, TeacherError, stable_hash)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -251,3 +251,38 @@ class CachedTeacher(BatchedMixin):
         self.cache.put(key, kind="options", backend=self.backend, model=self.model, request=payload,
                        response={"logprobs": scores.logprobs, "prompt_tokens": scores.prompt_tokens})
         return scores
+
+    @property
+    def evaluated_tokens(self) -> int | None:
+        """Prompt tokens the wrapped teacher really ran (after prefix reuse), where it counts them."""
+        return getattr(self.teacher, "evaluated_tokens", None)
+
+    def stream_option_logprobs(self, head: str, segments: Sequence[str], ask: str,
+                               options: Sequence[str]) -> list[OptionScores]:
+        """Causal labelling through the cache: each segment's answer is kept under the full text it was
+        answered from, so the wrapped teacher reads a dialogue again only when one of its answers is missing."""
+        stream = getattr(self.teacher, "stream_option_logprobs", None)
+        if stream is None:  # no cache holds its answers either: only such a teacher makes them
+            raise TeacherError("causal mode needs the embedded llama.cpp teacher (it keeps and rolls back the "
+                               f"KV state between utterances); {self.backend} cannot")
+        payloads = [{"text": head + "".join(segments[:i + 1]) + ask, "options": list(options)}
+                    for i in range(len(segments))]
+        keys = [self.key("causal", payload) for payload in payloads]
+        stored = [self.cache.get(key) for key in keys]
+        if any(answer is None for answer in stored):
+            for i, result in enumerate(stream(head, segments, ask, options)):
+                if stored[i] is None:
+                    stored[i] = _causal_answer(result)
+                    self.cache.put(keys[i], kind="causal", backend=self.backend, model=self.model,
+                                   request=payloads[i], response=stored[i])
+            return [OptionScores(**answer) for answer in stored]  # type: ignore[arg-type]
+        return [OptionScores(**answer, cached=True) for answer in stored]  # type: ignore[arg-type]
+
+
+def _causal_answer(result: OptionScores) -> dict[str, Any]:
+    """What the cache keeps of one causal answer (truncation only when there was some)."""
+    stored: dict[str, Any] = {"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens}
+    if result.turns_dropped or result.utterance_cut:
+        stored.update(turns_dropped=result.turns_dropped, utterance_cut=result.utterance_cut)
+    return stored
+
