@@ -188,7 +188,10 @@ def collect(args, tag: str) -> dict:
                 rows = [json.loads(line) for line in path.read_text().splitlines()]
                 win_tie_loss.setdefault(other, {})[f"seed{seed}"] = summarise_pairwise(rows)
 
-    def stat(values: list[float]) -> dict:
+    def stat(values: list[float | None]) -> dict:
+        values = [v for v in values if v is not None]  # None: that seed scored nothing of this kind
+        if not values:
+            return {"mean": None, "spread": None, "seeds": 0}
         return {"mean": round(statistics.fmean(values), 4), "spread": round(max(values) - min(values), 4),
                 "seeds": len(values)}
 

@@ -219,4 +219,13 @@ def test_a_judge_that_stays_out_of_range_is_counted_not_averaged():
         asked = len(fake.requests)
     assert asked == 3 and rows[0]["judge_score"] is None and "scores.0" in rows[0]["judge_error"]
     summary = ev.summarise_scores(rows)
-    assert summary["judge_failures"] == 1 and summary["judge_score"] == 0.0
+    assert summary["judge_failures"] == 1 and summary["judge_score"] is None  # nothing judged: no mean, not 0
+
+
+def test_predict_refuses_a_malformed_conversation_in_one_line(tmp_path):
+    bad = tmp_path / "chat.json"
+    bad.write_text(json.dumps([{"role": "user", "content": "hi"}, "not a message"]))
+    result = CliRunner().invoke(app, ["next", "predict", "--conversation", str(bad), "--model", "smollm2-135m",
+                                      "-o", str(tmp_path / "p.jsonl")], terminal_width=300)
+    assert result.exit_code == 2 and "message 1 is not a {role, content} object" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -19,7 +19,6 @@ import httpx  # noqa: E402
 from serve_helpers import RAW_BAD, bad_requests, raw_http, serving  # noqa: E402
 from test_student import QUESTIONS, TASK, dialogues, teacher_scores  # noqa: E402
 
-from dialpref.data.schema import Dialogue, Turn  # noqa: E402
 from dialpref.serve import AsyncClient, Client, ServeError  # noqa: E402
 
 MAX_BODY_KB = 200

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -58,8 +57,7 @@ def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft 
             typer.echo(f"stage is 'sft' or 'dpo', not {stage!r}", err=True)
         _train_help(ctx)
         raise typer.Exit(0 if stage in ("", "--help", "-h", "sft", "dpo") else 2)
-    sys.argv[0] = f"dialpref next train {stage}"
-    config = parse_train_args(argv)
+    config = parse_train_args(argv, prog=f"dialpref next train {stage}")
     from dialpref.next.train import train
 
     summary = train(stage, config)  # type: ignore[arg-type]
@@ -80,7 +78,7 @@ def _train_help(ctx: typer.Context) -> None:
     from dialpref.next.config import NextTrainConfig
 
     out = Console()
-    out.print(f"\n [yellow]Usage:[/yellow] [bold]dialpref next train[/bold] [bold]sft|dpo[/bold] [OPTIONS]\n")
+    out.print("\n [yellow]Usage:[/yellow] [bold]dialpref next train[/bold] [bold]sft|dpo[/bold] [OPTIONS]\n")
     out.print(" " + escape(inspect.cleandoc(train_command.__doc__ or "")).replace("\n", "\n "), highlight=False)
     table = Table(box=None, show_header=False, pad_edge=False, expand=True)
     for name in ("flag", "type", "help"):
@@ -133,9 +131,13 @@ def predict_command(
         try:
             context = json.loads(conversation.read_text(encoding="utf-8"))
             contexts, ids = [list(context)], [conversation.stem]
-            assert all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in context)
-        except (json.JSONDecodeError, UnicodeDecodeError, AssertionError, TypeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as err:
             console.print(f"[red]{conversation}: expected a JSON list of {{role, content}} messages ({err})[/red]")
+            raise typer.Exit(2)
+        bad = [i for i, m in enumerate(context) if not (isinstance(m, dict) and {"role", "content"} <= set(m))]
+        if bad:
+            console.print(f"[red]{conversation}: message {bad[0]} is not a {{role, content}} object; expected a "
+                          "JSON list of such messages[/red]")
             raise typer.Exit(2)
     else:
         rows = read_samples(samples)  # type: ignore[arg-type]

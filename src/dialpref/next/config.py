@@ -59,9 +59,10 @@ class NextTrainConfig:
         path.write_text(yaml.safe_dump(asdict(self), sort_keys=False), encoding="utf-8")
 
 
-def parse_train_args(argv: list[str]) -> NextTrainConfig:
-    """Flags and an optional `--config file.yaml` (flags win) -> a config."""
+def parse_train_args(argv: list[str], prog: str = "dialpref next train") -> NextTrainConfig:
+    """Flags and an optional `--config file.yaml` (flags win) -> a config; `prog` names the command in
+    argparse's messages."""
     from trl import TrlParser
 
-    (config,) = TrlParser([NextTrainConfig]).parse_args_and_config(argv)
+    (config,) = TrlParser([NextTrainConfig], prog=prog).parse_args_and_config(argv)
     return config

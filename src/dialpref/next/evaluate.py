@@ -141,8 +141,9 @@ def score_predictions(samples: Sequence[NextTurnSample], predictions: dict[str, 
     return rows
 
 
-def _mean(values: list[float]) -> float:
-    return round(statistics.fmean(values), 4) if values else 0.0
+def _mean(values: list[float]) -> float | None:
+    """The mean, or None where nothing was scored (0.0 would read as a real, very bad score)."""
+    return round(statistics.fmean(values), 4) if values else None
 
 
 def summarise_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
