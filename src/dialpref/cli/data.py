@@ -32,53 +32,69 @@ def data_inspect(
     """
     sink = Rejects(rejects)
     fmt = "mapped" if map else (format or detect_format(source, sink))
-    n_dialogues = n_turns = 0
-    roles: Counter[str] = Counter()
-    speakers: Counter[str] = Counter()
-    labels: dict[str, Counter[str]] = {}
+    census = _Census()
     shown = []
     with _progress() as progress:
         bar = progress.add_task(f"reading {fmt}", total=None)
         for dialogue in read_dialogues(source, sink, format=fmt, split=split, mapping=map):
-            n_dialogues += 1
-            n_turns += len(dialogue.turns)
-            for turn in dialogue.turns:
-                roles[turn.role] += 1
-                speakers[turn.speaker] += 1
-                for key, value in turn.labels.items():
-                    if isinstance(value, (str, int, bool)):
-                        labels.setdefault(key, Counter())[str(value)] += 1
-                    else:
-                        labels.setdefault(key, Counter())["<structured>"] += 1
+            census.add(dialogue)
             if len(shown) < show:
                 shown.append(dialogue)
             progress.advance(bar)
     sink.close()
     out = _out()
-    table = Table(title=f"{source} ({fmt})", show_header=False)
-    table.add_row("dialogues", f"{n_dialogues:,}")
-    table.add_row("turns", f"{n_turns:,}" + (f" ({n_turns / n_dialogues:.1f} per dialogue)" if n_dialogues else ""))
-    table.add_row("roles", ", ".join(f"{k} {v:,}" for k, v in roles.most_common()))
-    top = speakers.most_common(8)
-    table.add_row("speakers", f"{len(speakers):,} distinct; top: " + ", ".join(f"{k} {v:,}" for k, v in top))
-    for key, counts in labels.items():
-        total = sum(counts.values())
-        dist = ", ".join(f"{k} {v / total:.1%}" for k, v in counts.most_common(8))
-        table.add_row(f"label: {key}", f"{total:,} turns; {dist}")
+    table = census.table(f"{source} ({fmt})")
     table.add_row("rejects", sink.summary())
     out.print(table)
     for dialogue in shown:
-        out.print(f"[bold]{dialogue.id}[/bold] {dialogue.metadata}")
-        for turn in dialogue.turns[:12]:
-            shown_labels = {k: v for k, v in turn.labels.items() if isinstance(v, str)}
-            gold = f" [dim]{escape(str(shown_labels))}[/dim]" if turn.labels else ""
-            text = turn.text if len(turn.text) <= 160 else turn.text[:159] + "…"
-            out.print(f"  [cyan]{escape(turn.speaker)}[/cyan]: {escape(text)}{gold}", markup=True,
-                      highlight=False)
-        if len(dialogue.turns) > 12:
-            out.print(f"  ... {len(dialogue.turns) - 12} more turns")
+        _print_dialogue(out, dialogue)
     for example in sink.examples[:5]:
         out.print(f"[red]rejected[/red] {example['source']}:{example['line']} {example['reason']}", highlight=False)
+
+
+class _Census:
+    """Counts of dialogues, turns, roles, speakers and label values, as `data inspect` shows them."""
+
+    def __init__(self) -> None:
+        self.dialogues = self.turns = 0
+        self.roles: Counter[str] = Counter()
+        self.speakers: Counter[str] = Counter()
+        self.labels: dict[str, Counter[str]] = {}
+
+    def add(self, dialogue) -> None:
+        self.dialogues += 1
+        self.turns += len(dialogue.turns)
+        for turn in dialogue.turns:
+            self.roles[turn.role] += 1
+            self.speakers[turn.speaker] += 1
+            for key, value in turn.labels.items():
+                shown = str(value) if isinstance(value, (str, int, bool)) else "<structured>"
+                self.labels.setdefault(key, Counter())[shown] += 1
+
+    def table(self, title: str) -> Table:
+        table = Table(title=title, show_header=False)
+        per = f" ({self.turns / self.dialogues:.1f} per dialogue)" if self.dialogues else ""
+        table.add_row("dialogues", f"{self.dialogues:,}")
+        table.add_row("turns", f"{self.turns:,}{per}")
+        table.add_row("roles", ", ".join(f"{k} {v:,}" for k, v in self.roles.most_common()))
+        top = ", ".join(f"{k} {v:,}" for k, v in self.speakers.most_common(8))
+        table.add_row("speakers", f"{len(self.speakers):,} distinct; top: {top}")
+        for key, counts in self.labels.items():
+            total = sum(counts.values())
+            dist = ", ".join(f"{k} {v / total:.1%}" for k, v in counts.most_common(8))
+            table.add_row(f"label: {key}", f"{total:,} turns; {dist}")
+        return table
+
+
+def _print_dialogue(out, dialogue, turns: int = 12, chars: int = 160) -> None:
+    out.print(f"[bold]{dialogue.id}[/bold] {dialogue.metadata}")
+    for turn in dialogue.turns[:turns]:
+        shown_labels = {k: v for k, v in turn.labels.items() if isinstance(v, str)}
+        gold = f" [dim]{escape(str(shown_labels))}[/dim]" if turn.labels else ""
+        text = turn.text if len(turn.text) <= chars else turn.text[:chars - 1] + "…"
+        out.print(f"  [cyan]{escape(turn.speaker)}[/cyan]: {escape(text)}{gold}", markup=True, highlight=False)
+    if len(dialogue.turns) > turns:
+        out.print(f"  ... {len(dialogue.turns) - turns} more turns")
 
 
 @data_app.command("convert")

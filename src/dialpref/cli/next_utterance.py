@@ -116,7 +116,7 @@ def predict_command(
     """Predict the next user turn: the think block and four predictions, parsed. A generation with no
     prediction is reported (error column, format-failure count), never fatal."""
     from rich.table import Table
-    from dialpref.next.evaluate import read_samples
+
     from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
 
     if (samples is None) == (conversation is None):
@@ -127,21 +127,7 @@ def predict_command(
     if style not in STYLES:
         console.print(f"[red]--style: {STYLE_HELP}[/red]")
         raise typer.Exit(2)
-    if conversation is not None:
-        try:
-            context = json.loads(conversation.read_text(encoding="utf-8"))
-            contexts, ids = [list(context)], [conversation.stem]
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as err:
-            console.print(f"[red]{conversation}: expected a JSON list of {{role, content}} messages ({err})[/red]")
-            raise typer.Exit(2)
-        bad = [i for i, m in enumerate(context) if not (isinstance(m, dict) and {"role", "content"} <= set(m))]
-        if bad:
-            console.print(f"[red]{conversation}: message {bad[0]} is not a {{role, content}} object; expected a "
-                          "JSON list of such messages[/red]")
-            raise typer.Exit(2)
-    else:
-        rows = read_samples(samples)  # type: ignore[arg-type]
-        contexts, ids = [s.model_dump()["context"] for s in rows], [s.id for s in rows]
+    contexts, ids = _contexts(samples, conversation)
     settings = GenerationSettings(max_new_tokens=max_new_tokens, simulator_max_new_tokens=min(64, max_new_tokens),
                                   batch_size=batch_size, temperature=temperature, seed=seed,
                                   history_chars=history_chars, think_budget=think_budget or None,
@@ -159,6 +145,26 @@ def predict_command(
     _out().print(table)
     forced = sum(p.budget_forced for p in results)
     console.print(f"{len(results)} predicted, {forced} budget-forced, {failures} format failures -> {output}")
+
+
+def _contexts(samples: Optional[Path], conversation: Optional[Path]) -> tuple[list[list[dict]], list[str]]:
+    """The conversations to predict for, and their ids: every sample of a file, or one conversation."""
+    if conversation is None:
+        from dialpref.next.evaluate import read_samples
+
+        rows = read_samples(samples)  # type: ignore[arg-type]
+        return [s.model_dump()["context"] for s in rows], [s.id for s in rows]
+    try:
+        context = list(json.loads(conversation.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as err:
+        console.print(f"[red]{conversation}: expected a JSON list of {{role, content}} messages ({err})[/red]")
+        raise typer.Exit(2)
+    bad = [i for i, m in enumerate(context) if not (isinstance(m, dict) and {"role", "content"} <= set(m))]
+    if bad:
+        console.print(f"[red]{conversation}: message {bad[0]} is not a {{role, content}} object; expected a "
+                      "JSON list of such messages[/red]")
+        raise typer.Exit(2)
+    return [context], [conversation.stem]
 
 
 @next_app.command("eval")

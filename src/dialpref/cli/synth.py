@@ -54,8 +54,6 @@ def synth_run_command(
     summary.json to the run folder. Example: dialpref synth run ../shared/data/sharegpt/sharegpt_v3_4k.jsonl.gz
     --limit 20 -o runs/synth
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-    from dialpref.proutt.run import synth_run
     from dialpref.proutt.samples import HistoryBudget
     from dialpref.proutt.synthesize import SynthConfig
     from dialpref.teachers.factory import make_teacher
@@ -71,18 +69,9 @@ def synth_run_command(
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
-    columns = (TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[tokens]} tokens"))
-    with _Progress(*columns, console=console) as bar:
-        task = bar.add_task("synth", total=None, tokens=0)
-
-        def progress(done: int, total: int, totals: dict) -> None:
-            bar.update(task, completed=done, total=total,
-                       tokens=totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0))
-
-        summary = synth_run(source, output, llm, config, retry_failed=retry_failed, mapping=map, format=format,
-                            part=part, test_share=test_share, limit=limit,  # type: ignore[arg-type]
-                            concurrency=concurrency, llamafactory=llamafactory, progress=progress)
+    summary = _synthesize(source, output, llm, config, retry_failed=retry_failed, mapping=map, format=format,
+                          part=part, test_share=test_share, limit=limit, concurrency=concurrency,
+                          llamafactory=llamafactory)
     keys = ("samples", "rejected_samples", "synthesized_this_run", "skipped_short_conversations", "tokens_per_sample",
             "evaluated_prompt_tokens_per_sample", "seconds_per_sample", "tau_bands", "json_valid_first_try",
             "json_valid_after_retry", "files")
@@ -105,3 +94,22 @@ def synth_view_command(
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
     console.print(f"wrote {path}")
+
+
+def _synthesize(source, output, llm, config, **options) -> dict:
+    """`synth_run` under a progress bar that also counts the tokens spent."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from dialpref.proutt.run import synth_run
+
+    columns = (TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[tokens]} tokens"))
+    with _Progress(*columns, console=console) as bar:
+        task = bar.add_task("synth", total=None, tokens=0)
+
+        def progress(done: int, total: int, totals: dict) -> None:
+            bar.update(task, completed=done, total=total,
+                       tokens=totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0))
+
+        return synth_run(source, output, llm, config, progress=progress, **options)
+

@@ -101,9 +101,8 @@ def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig 
 
 
 def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig, *, retry_failed: bool,
-                  mapping: Path | None,
-                  format: str | None, part: Part, test_share: float, limit: int | None, concurrency: int,
-                  llamafactory: bool, progress: Progress | None) -> dict[str, Any]:
+                  mapping: Path | None, format: str | None, part: Part, test_share: float, limit: int | None,
+                  concurrency: int, llamafactory: bool, progress: Progress | None) -> dict[str, Any]:
     synth_path = out_dir / "synth.jsonl"
     rejects_path = out_dir / "rejects.jsonl"
     done, failed_before = _prepare(out_dir, retry_failed)
