@@ -89,9 +89,9 @@ def main() -> None:
 
 
 def _rows(run_dir: Path):
-    from dialpref.proutt.run import read_rows
+    from dialpref.rows import read_rows_lenient
 
-    return read_rows(run_dir / "synth.jsonl")
+    return read_rows_lenient(run_dir / "synth.jsonl")
 
 
 if __name__ == "__main__":

@@ -79,8 +79,8 @@ def test_an_utterance_longer_than_the_context_is_cut_to_head_and_tail(gemma, tmp
 
 
 def rows_of(summary):
-    from dialpref.label.output import read_rows
-    return read_rows(summary["output"])
+    from dialpref.rows import read_rows_strict
+    return read_rows_strict(summary["output"])
 
 
 def test_real_long_chitchat_dialogue_labels_every_utterance(gemma, tmp_path):

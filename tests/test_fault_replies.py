@@ -157,7 +157,7 @@ def test_a_second_run_on_the_same_output_stops_with_a_message(tmp_path):
 
 
 def test_rows_are_written_whole_or_not_at_all(tmp_path):
-    from dialpref.label.output import write_rows
+    from dialpref.rows import write_rows
 
     path = tmp_path / "rows.jsonl"
     write_rows([{"a": 1}], path)
@@ -209,8 +209,9 @@ def test_changed_weights_with_the_same_name_and_size_miss_the_cache(tmp_path, mo
 
 
 def test_synthesis_retries_an_empty_reply_and_survives_a_hostile_one(tmp_path, monkeypatch):
-    from dialpref.proutt.run import read_rows, synth_run
+    from dialpref.proutt.run import synth_run
     from dialpref.proutt.synthesize import SynthConfig
+    from dialpref.rows import read_rows_lenient
     from dialpref.teachers.factory import make_teacher
     from test_proutt_synth import canned, write_chats
 
@@ -221,7 +222,7 @@ def test_synthesis_retries_an_empty_reply_and_survives_a_hostile_one(tmp_path, m
         fake.faults.extend([{"text": ""}, {"body": {"choices": [{"message": "not an object"}]}}])
         teacher = make_teacher(fake.url, cache_path=tmp_path / "cache.sqlite", concurrency=1)
         summary = synth_run(str(chats), tmp_path / "run", teacher, SynthConfig(), concurrency=1)
-    rows = read_rows(tmp_path / "run" / "synth.jsonl")
+    rows = read_rows_lenient(tmp_path / "run" / "synth.jsonl")
     assert summary["samples"] == 2 and len(rows) == 2  # both samples made it, the faults cost retries only
     assert any("empty reply" in e for r in rows for s in r["stages"].values() for e in s["errors"])
     assert not key_fragments(written_text(tmp_path))

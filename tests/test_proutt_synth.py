@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dialpref.cli import app
-from dialpref.proutt.run import read_rows, synth_run
+from dialpref.proutt.run import synth_run
+from dialpref.rows import read_rows_lenient
 from dialpref.proutt.synthesize import SynthConfig
 from dialpref.teachers.factory import make_teacher
 from fake_openai import FakeOpenAI
@@ -74,7 +75,7 @@ def test_synth_run_bands_rejects_resume_and_secrets(tmp_path, server):
     teacher = make_teacher(server.url, cache_path=cache, concurrency=4)
     summary = synth_run(str(chats), out, teacher, SynthConfig(), concurrency=4)
 
-    rows = {r["target"].split()[0]: r for r in read_rows(out / "synth.jsonl")}
+    rows = {r["target"].split()[0]: r for r in read_rows_lenient(out / "synth.jsonl")}
     assert set(rows) == {"alpha", "beta", "gamma"}
     assert {w: rows[w]["band"] for w in rows} == {"alpha": "high", "beta": "mid", "gamma": "low"}
     # high: original > negative; mid: revised > negative; low: revised > original
@@ -112,7 +113,7 @@ def test_cli_synth_crosswoz_in_chinese_and_view(tmp_path, server, shared_data):
                                       "--cache", str(tmp_path / "c.sqlite"), "--llamafactory"])
     assert result.exit_code == 0, result.output
     assert "synth: 2/2" in result.output, result.output[-1500:]  # not a terminal: progress comes as lines
-    rows = read_rows(out / "synth.jsonl")
+    rows = read_rows_lenient(out / "synth.jsonl")
     assert len(rows) == 2 and re.search(r"[\u4e00-\u9fff]", rows[0]["history"])
     sent = " ".join(m["content"] for p in server.requests for m in p["messages"])
     assert "in Chinese" in sent
@@ -136,7 +137,7 @@ def test_real_smollm2_synthesis_keeps_provenance(tmp_path, smollm2):
 
     teacher = CachedTeacher(smollm2, TeacherCache(tmp_path / "c.sqlite"))
     summary = synth_run(str(chats), tmp_path / "run", teacher, SynthConfig(retries=1))
-    rows, rejects = read_rows(tmp_path / "run" / "synth.jsonl"), read_rows(tmp_path / "run" / "rejects.jsonl")
+    rows, rejects = read_rows_lenient(tmp_path / "run" / "synth.jsonl"), read_rows_lenient(tmp_path / "run" / "rejects.jsonl")
     assert len(rows) + len(rejects) == 1  # the sample is kept or rejected with its reason, never lost
     if rows:
         stages = rows[0]["stages"]
@@ -165,7 +166,7 @@ def test_trl_trainers_load_the_records_without_conversion(tmp_path, server):
         synth_run(str(SHARED_DATA / "sharegpt" / "sharegpt_v3_4k.jsonl.gz"), out, teacher, SynthConfig(), limit=2)
         synth_run(str(SHARED_DATA / "crosswoz" / "val.json.zip"), out, teacher, SynthConfig(language="Chinese"),
                   limit=1)
-        assert len(read_rows(out / "synth.jsonl")) == 3
+        assert len(read_rows_lenient(out / "synth.jsonl")) == 3
     else:
         chats = tmp_path / "chats.jsonl"
         write_chats(chats, words=("alpha", "beta"))

@@ -116,9 +116,9 @@ def teach(teacher, task, train, held, label: LabelConfig, output: Path, source: 
         total = sum(1 for d in dialogues for t in d.turns if task.labelled(t))
         summaries[part] = label_run(teacher, task, dialogues, label, output / f"teacher_{part}.jsonl", source=source,
                                     on_dialogue=_progress(say, f"teacher, {part}", total))
-    from dialpref.label.output import read_rows
+    from dialpref.rows import read_rows_strict
 
-    rows = {part: {(r["dialogue_id"], r["turn_index"]): r for r in read_rows(output / f"teacher_{part}.jsonl")}
+    rows = {part: {(r["dialogue_id"], r["turn_index"]): r for r in read_rows_strict(output / f"teacher_{part}.jsonl")}
             for part in ("train", "eval")}
     return rows["train"], rows["eval"], summaries
 

@@ -132,11 +132,11 @@ def calibrate(
     import numpy as np
 
     from dialpref.label import calibration as cal
-    from dialpref.label.output import read_rows, write_rows
+    from dialpref.rows import read_rows_strict, write_rows
     from dialpref.label.run import ece_by_n
     from dialpref.label.tasks import task_for_rows
 
-    rows = read_rows(scores)
+    rows = read_rows_strict(scores)
     if not rows:
         raise typer.BadParameter(f"{scores} holds no rows")
     spec = task_for_rows(rows, scores, task)
@@ -147,7 +147,7 @@ def calibrate(
     report = {"rows": len(rows), "before": cal.quality(probs, gold, buckets)}
     curves = {"before": (probs, gold)}
     if fit is not None:
-        dev_probs, dev_gold = cal.arrays(read_rows(fit), classes)
+        dev_probs, dev_gold = cal.arrays(read_rows_strict(fit), classes)
         calibrator = cal.fit_calibrator(dev_probs, dev_gold, classes, method)
         after = calibrator.transform(probs)
         report["calibrator"] = calibrator.describe()

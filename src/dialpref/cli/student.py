@@ -107,10 +107,10 @@ def student_train(
     --output runs/dd/student
     """
     import numpy as np
-    from dialpref.label.output import read_rows
+    from dialpref.rows import read_rows_strict
     from dialpref.student.model import Student, StudentConfig
 
-    rows = read_rows(scores)
+    rows = read_rows_strict(scores)
     if not rows:
         raise typer.BadParameter(f"{scores} holds no rows")
     task = task_of_scores(rows, scores, task)

@@ -22,7 +22,7 @@ from dialpref.files import atomic_write_text
 from dialpref.label import calibration
 from dialpref.label.bank import Bank, load_bank
 from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
-from dialpref.label.output import write_rows
+from dialpref.rows import write_rows
 from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
 from dialpref.label.scoring import ScoringConfig, error_kind, score_dialogue, scores_at
 from dialpref.label.tasks import TaskSpec

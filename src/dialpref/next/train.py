@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from dialpref.next.config import NextTrainConfig
 from dialpref.next.records import dpo_records, sft_records
-from dialpref.proutt.run import read_rows
+from dialpref.rows import read_rows_lenient
 from dialpref.proutt.samples import HistoryBudget
 
 log = logging.getLogger("dialpref.next.train")
@@ -30,7 +30,7 @@ def synth_rows(data: str | Path) -> list[dict[str, Any]]:
         path = path / "synth.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no synthesis records (make them with `dialpref synth run`)")
-    rows = read_rows(path)  # a line cut by a kill is skipped, as synthesis itself does
+    rows = read_rows_lenient(path)  # a line cut by a kill is skipped, as synthesis itself does
     if not rows:
         raise ValueError(f"{path}: no records to train on")
     return rows

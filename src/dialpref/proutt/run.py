@@ -27,25 +27,11 @@ from dialpref.proutt.export import export_records
 from dialpref.proutt.samples import NextTurnSample, SampleStats, iter_samples, split_of
 from dialpref.proutt.stages import StageFailed
 from dialpref.proutt.synthesize import SynthConfig, synthesize_sample
+from dialpref.rows import read_rows_lenient
 from dialpref.teachers.base import Teacher, TeacherError
 
 Part = Literal["all", "train", "test"]
 Progress = Callable[[int, int, dict[str, Any]], None]
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill; that sample runs again (from the cache)
-    return rows
 
 
 def select_samples(source: str, rejects: Rejects, config: SynthConfig, *, format: str | None = None,
@@ -68,8 +54,8 @@ def _prepare(out_dir: Path, retry_failed: bool) -> tuple[set[str], set[str]]:
     file keeps only those failures, so this run's reader rejects are written once, not once per run."""
     synth_path, rejects_path = out_dir / "synth.jsonl", out_dir / "rejects.jsonl"
     repair_tail(synth_path)
-    done = {row["id"] for row in read_rows(synth_path) if isinstance(row, dict) and "id" in row}
-    kept = [] if retry_failed else [r for r in read_rows(rejects_path) if _sample_failure(r)]
+    done = {row["id"] for row in read_rows_lenient(synth_path) if isinstance(row, dict) and "id" in row}
+    kept = [] if retry_failed else [r for r in read_rows_lenient(rejects_path) if _sample_failure(r)]
     with atomic_write(rejects_path) as handle:
         handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
     return done, {str(r.get("id")) for r in kept if r.get("id")}
@@ -151,9 +137,9 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
             one(sample)
     rejects.close()
 
-    rows = read_rows(synth_path)
+    rows = read_rows_lenient(synth_path)
     paths = export_records(rows, out_dir, llamafactory=llamafactory)
-    summary = summarise(rows, read_rows(rejects_path))
+    summary = summarise(rows, read_rows_lenient(rejects_path))
     summary.update({"source": source, "samples_selected": len(samples), "synthesized_this_run": len(todo),
                     "skipped_short_conversations": stats.skipped_short, "skipped_no_user_turn": stats.skipped_no_user,
                     "wall_seconds_this_run": round(time.perf_counter() - started, 1), "files": paths,

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dialpref.proutt.run import read_rows
+from dialpref.rows import read_rows_lenient
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222;line-height:1.4}
@@ -85,7 +85,7 @@ def _sample(row: dict[str, Any]) -> str:
 
 def write_view(run_dir: Path, output: Path | None = None, *, limit: int | None = None) -> Path:
     """Write `<run_dir>/view.html` (or `output`) from the run's synth.jsonl and summary.json."""
-    rows = read_rows(run_dir / "synth.jsonl")
+    rows = read_rows_lenient(run_dir / "synth.jsonl")
     if not rows:
         raise FileNotFoundError(f"no synthesized samples in {run_dir / 'synth.jsonl'}")
     summary_path = run_dir / "summary.json"
