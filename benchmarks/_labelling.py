@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,6 +14,7 @@ from dialpref.label.calibration import quality
 from dialpref.label.prior import apply_priors, correct, estimate_priors
 from dialpref.label.scoring import ScoringConfig, score_dialogue, votes_to_scores
 from dialpref.label.tasks import BUILTIN, TaskSpec
+from dialpref.metrics import majority_class
 
 # name -> (path, task, split for evaluation, split for few-shot examples)
 DATASETS = {
@@ -38,8 +38,7 @@ def load_set(name: str, part: str, limit: int):
 
 def majority(rows: Sequence[dict], task: TaskSpec) -> dict[str, Any]:
     gold = [r["gold"] for r in rows if r["gold"] in task.classes]
-    label, count = Counter(gold).most_common(1)[0]
-    return {"class": label, "accuracy": count / len(gold), "n": len(gold)}
+    return {**majority_class(gold, task.class_names), "n": len(gold)}
 
 
 def run_bank(teacher, task: TaskSpec, bank: Bank, dialogues, config: ScoringConfig = ScoringConfig()):

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, SHARED_DATA, write_result  # noqa: E402
@@ -40,6 +39,7 @@ from teacher_scores import OUT as SCORES, TEST, TRAIN  # noqa: E402
 
 from dialpref.data import read_dialogues  # noqa: E402
 from dialpref.label.tasks import BUILTIN  # noqa: E402
+from dialpref.metrics import classification  # noqa: E402
 from dialpref.student.model import Student, StudentConfig  # noqa: E402
 from dialpref.student.simulated import LEVELS, simulate_scores  # noqa: E402
 from dialpref.student.train import TrainConfig  # noqa: E402
@@ -71,9 +71,7 @@ def keep(windows, by_key, task):
 
 def evaluate(student, windows, gold) -> dict:
     predicted = student.predict_proba(windows).argmax(-1)
-    return {"accuracy": round(float(accuracy_score(gold, predicted)), 4),
-            "macro_f1": round(float(f1_score(gold, predicted, average="macro", labels=list(range(
-                len(student.task.classes))), zero_division=0)), 4)}
+    return classification(gold, predicted, range(len(student.task.classes)))
 
 
 def finetune_config(n: int, seed: int) -> TrainConfig:
@@ -189,8 +187,8 @@ def main() -> None:
 
 def teacher_quality(scores: np.ndarray, gold: np.ndarray) -> dict:
     predicted = scores.argmax(1)
-    return {"accuracy": round(float(accuracy_score(gold, predicted)), 4),
-            "macro_f1": round(float(f1_score(gold, predicted, average="macro", zero_division=0)), 4)}
+    # macro-F1 over the classes that occur in gold or predictions (scikit-learn's default, as before)
+    return classification(gold, predicted, sorted(set(gold.tolist()) | set(predicted.tolist())))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ from collections import Counter
 from typing import Sequence
 
 
-def classification(gold: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
-    """Accuracy and macro-F1 over `classes` (a class never predicted nor seen scores 0, not skipped)."""
+def classification(gold: Sequence, predicted: Sequence, classes: Sequence, digits: int | None = 4) -> dict[str, float]:
+    """Accuracy and macro-F1 over `classes` (a class never predicted nor seen scores 0, not skipped);
+    labels may be names or indices. `digits=None` keeps full precision (for further arithmetic)."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"accuracy": round(float(accuracy_score(gold, predicted)), 4),
-            "macro_f1": round(float(f1_score(gold, predicted, labels=list(classes), average="macro",
-                                             zero_division=0)), 4)}
+    figures = {"accuracy": float(accuracy_score(gold, predicted)),
+               "macro_f1": float(f1_score(gold, predicted, labels=list(classes), average="macro", zero_division=0))}
+    return figures if digits is None else {k: round(v, digits) for k, v in figures.items()}
 
 
 def majority_class(gold: Sequence[str], classes: Sequence[str]) -> dict:

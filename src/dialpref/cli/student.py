@@ -218,7 +218,7 @@ def predict(
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
     """Label every utterance of some dialogues with a student; accuracy and macro-F1 where gold is known."""
-    from sklearn.metrics import accuracy_score, f1_score
+    from dialpref.metrics import classification
 
     from dialpref.student.model import Student
 
@@ -249,7 +249,6 @@ def predict(
                 pred.append(row["predicted"])
     summary = {"utterances": len(windows), "output": str(output), "runtime": runtime}
     if gold:
-        summary |= {"accuracy": round(accuracy_score(gold, pred), 4),
-                    "macro_f1": round(f1_score(gold, pred, average="macro", labels=names, zero_division=0), 4)}
+        summary |= classification(gold, pred, names)
     _console().print_json(json.dumps(summary))
 

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dialpref.metrics import classification
+
 
 def arrays(rows: Sequence[dict[str, Any]], classes: Sequence[str], key: str = "scores") -> tuple[np.ndarray, np.ndarray]:
     """(S matrix, gold index) over the rows that have both scores and a gold label."""
@@ -57,16 +59,11 @@ def reliability(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> list[
 
 
 def quality(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> dict[str, float]:
-    """Accuracy, macro-F1 (scikit-learn) and ECE of one set of scores."""
-    from sklearn.metrics import accuracy_score, f1_score
-
+    """Accuracy, macro-F1 (`metrics.classification`, full precision) and ECE of one set of scores."""
     if len(gold) == 0:
         return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "ece": float("nan")}
-    pred = probs.argmax(axis=1)
-    labels = list(range(probs.shape[1]))
-    return {"n": int(len(gold)), "accuracy": float(accuracy_score(gold, pred)),
-            "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
-            "ece": ece(probs, gold, buckets)}
+    figures = classification(gold, probs.argmax(axis=1), range(probs.shape[1]), digits=None)
+    return {"n": int(len(gold)), **figures, "ece": ece(probs, gold, buckets)}
 
 
 # --- post-hoc calibration ----------------------------------------------------------------------
