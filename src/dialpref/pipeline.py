@@ -27,6 +27,7 @@ from dialpref.data.schema import Dialogue
 from dialpref.label.run import LabelConfig, label_run, resolve_mode
 from dialpref.label.tasks import TaskSpec, load_task
 from dialpref.metrics import agreement, classification, majority_class
+from dialpref.teachers.packaged import LABEL_MODEL
 
 
 @dataclass
@@ -39,7 +40,7 @@ class DistillConfig:
 
     source: str
     task: str = "dialogue_act"
-    teacher: str = "gemma3-270m"
+    teacher: str = LABEL_MODEL
     train_split: Optional[str] = "train"
     eval_split: Optional[str] = "test"
     train_utterances: int = 1500

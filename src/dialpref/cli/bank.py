@@ -11,6 +11,7 @@ from rich.table import Table
 from dialpref.cli._console import BANK_HELP, EXAMPLES_HELP, TASK_HELP, TEACHER_HELP, _out, console
 from dialpref.cli.label import _examples
 from dialpref.data import Rejects, read_dialogues
+from dialpref.teachers.packaged import CHAT_MODEL
 
 bank_app = typer.Typer(help="The prompt bank: list, expand with teacher paraphrases, select on gold dev data.",
                        no_args_is_help=True)
@@ -37,7 +38,7 @@ def bank_expand(
     seed: str = typer.Argument("choice_names@v1", help="Built-in prompt id whose instructions get paraphrased."),
     task: str = typer.Option("dialogue_act", help=TASK_HELP),
     n: int = typer.Option(4, help="Paraphrases to ask for."),
-    teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
+    teacher: str = typer.Option(CHAT_MODEL, help=TEACHER_HELP),
     server_model: str = typer.Option("default", help="Model name to send to a server."),
     output: Path = typer.Option(Path("runs/bank/expanded.yaml"), help="Bank YAML: the seed and its paraphrases."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite)."),
@@ -69,7 +70,7 @@ def bank_select(
                                                             "(default: the majority-class accuracy)."),
     max_ece: float = typer.Option(1.0, help="Keep prompts at or below this ECE."),
     prior: str = typer.Option("none", help="Score each prompt after this prior correction."),
-    teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
+    teacher: str = typer.Option(CHAT_MODEL, help=TEACHER_HELP),
     server_model: str = typer.Option("default", help="Model name to send to a server."),
     output: Path = typer.Option(Path("runs/bank/selected.yaml"), help="Bank YAML of the prompts that pass."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite)."),

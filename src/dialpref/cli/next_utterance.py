@@ -10,6 +10,8 @@ from typing import Optional
 import typer
 
 from dialpref.cli._console import _out, _progress, console
+from dialpref.proutt.causal_lm import DEFAULT_CAUSAL_LM
+from dialpref.teachers.packaged import CHAT_MODEL
 
 next_app = typer.Typer(
     help="Next-user-utterance models (ProUtt): pick held-out samples, train (SFT then DPO, LoRA), predict "
@@ -99,7 +101,7 @@ def predict_command(
     samples: Optional[Path] = typer.Option(None, help="Samples JSONL from `next samples` (or NextTurnSample rows)."),
     conversation: Optional[Path] = typer.Option(None, help="One conversation: a JSON list of {role, content}; "
                                                            "its next user turn is predicted."),
-    model: str = typer.Option("smollm2-135m", help="A trained run's merged/ folder, a packaged model or an HF name."),
+    model: str = typer.Option(DEFAULT_CAUSAL_LM, help="A trained run's merged/ folder, a packaged model or an HF name."),
     style: str = typer.Option("proutt", help=STYLE_HELP),
     output: Path = typer.Option(Path("runs/next/predictions.jsonl"), "--output", "-o", help="Predictions JSONL."),
     history_chars: int = typer.Option(1200, help="History budget in characters (use the training value)."),
@@ -173,7 +175,7 @@ def eval_command(
     predictions: Path = typer.Option(..., help="Predictions JSONL of the system to score."),
     against: Optional[Path] = typer.Option(None, help="A second system's predictions: pairwise win / tie / loss."),
     metrics: str = typer.Option("judge,embed", help="Any of judge, embed, pairwise (pairwise needs --against)."),
-    judge: str = typer.Option("smollm2-135m", help="Judge: a packaged model, a .gguf or a server URL "
+    judge: str = typer.Option(CHAT_MODEL, help="Judge: a packaged model, a .gguf or a server URL "
                                                    "($OPENAI_API_KEY)."),
     server_model: str = typer.Option("default", help="Model name to send to a server judge."),
     human: Optional[Path] = typer.Option(None, help="CSV of human verdicts (sample_id,label with A/B/tie) to "
@@ -253,7 +255,7 @@ def quickstart_command(
     if source == "auto":
         source = str(SHARED_SHAREGPT) if SHARED_SHAREGPT.exists() else "chitchat"
     console.print(f"1/4 synthesizing {samples} training samples from {source} (packaged SmolLM2 teacher)")
-    teacher = make_teacher("smollm2-135m", cache_path=output / "teacher-cache.sqlite")
+    teacher = make_teacher(CHAT_MODEL, cache_path=output / "teacher-cache.sqlite")
     summary = synth_run(source, output / "synth", teacher, SynthConfig(), part="train", limit=samples)
     if not summary["samples"]:
         console.print(f"[red]no sample survived synthesis; see {output / 'synth' / 'rejects.jsonl'}[/red]")

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from dialpref.cli._console import _Progress, _out, console
+from dialpref.teachers.packaged import CHAT_MODEL
 
 synth_app = typer.Typer(
     help="ProUtt synthesis: chat logs -> intent trees, category and mining / exploration reasoning, scored "
@@ -21,7 +22,7 @@ def synth_run_command(
     source: str = typer.Argument(..., help="Chat logs: ShareGPT, LMSYS, OpenAI messages or CrossWOZ "
                                            "(.jsonl / .json / .gz / .zip), format detected from the content."),
     output: Path = typer.Option(Path("runs/synth"), "--output", "-o", help="Run folder (resumes if it exists)."),
-    teacher: str = typer.Option("smollm2-135m", help="Teacher: a packaged model (smollm2-135m, gemma3-270m; "
+    teacher: str = typer.Option(CHAT_MODEL, help="Teacher: a packaged model (smollm2-135m, gemma3-270m; "
                                                      "qwen2.5-coder-1.5b opt-in), a .gguf path, or an "
                                                      "OpenAI-compatible server URL (key from $OPENAI_API_KEY)."),
     server_model: str = typer.Option("default", help="Model name to send to a server teacher."),

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dialpref.cli._console import TEACHER_HELP, _out, console
+from dialpref.teachers.packaged import CHAT_MODEL
 
 teachers_app = typer.Typer(help="LLM teachers: packaged GGUF models and OpenAI-compatible servers.",
                            invoke_without_command=True)
@@ -51,7 +52,7 @@ def teachers_path(name: str = typer.Argument(..., help="A packaged model: smollm
 @teachers_app.command("ask")
 def teachers_ask(
     prompt: str = typer.Argument(..., help="The user message."),
-    teacher: str = typer.Option("smollm2-135m", help=TEACHER_HELP),
+    teacher: str = typer.Option(CHAT_MODEL, help=TEACHER_HELP),
     server_model: str = typer.Option("default", help="Model name to send to a server."),
     n: int = typer.Option(1, help="Number of samples."),
     temperature: float = typer.Option(0.7),

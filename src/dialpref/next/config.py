@@ -13,6 +13,8 @@ from typing import Optional
 
 import yaml
 
+from dialpref.proutt.causal_lm import DEFAULT_CAUSAL_LM
+
 DEFAULT_LEARNING_RATE = {"sft": 2e-4, "dpo": 5e-5}
 
 
@@ -21,7 +23,7 @@ class NextTrainConfig:
     data: str = field(metadata={"help": "A synthesis run folder (or its synth.jsonl) from `dialpref synth run`."})
     output_dir: str = field(default="runs/next/sft", metadata={
         "help": "Run folder: checkpoints/, adapter/, merged/ (a plain HF model) and train_summary.json."})
-    model: str = field(default="smollm2-135m", metadata={
+    model: str = field(default=DEFAULT_CAUSAL_LM, metadata={
         "help": "Causal LM to fine-tune: a packaged model (smollm2-135m), an HF folder (e.g. an SFT run's "
                 "merged/ for DPO) or a hub name."})
     style: str = field(default="proutt", metadata={

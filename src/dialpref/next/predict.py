@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from dialpref.next.parse import MAX_PREDICTIONS, Prediction, parse_trace, parse_utterances
 from dialpref.next.records import Style, prompt_for
+from dialpref.proutt.causal_lm import DEFAULT_CAUSAL_LM
 from dialpref.proutt.samples import HistoryBudget
 
 Progress = Callable[[int, int], None]
@@ -51,7 +52,7 @@ def forced_prefix(text: str) -> str:
 class NextUtterancePredictor:
     """Load once, predict many: `predictor.predict([context, ...])` -> one `Prediction` per context."""
 
-    def __init__(self, model: str = "smollm2-135m", *, style: Style = "proutt",
+    def __init__(self, model: str = DEFAULT_CAUSAL_LM, *, style: Style = "proutt",
                  settings: GenerationSettings = GenerationSettings()) -> None:
         from dialpref.proutt.causal_lm import load_causal_lm
 
@@ -120,7 +121,7 @@ class NextUtterancePredictor:
             results[i] = forced
 
 
-def predict_next(context: list[dict], model: str = "smollm2-135m", *, style: Style = "proutt",
+def predict_next(context: list[dict], model: str = DEFAULT_CAUSAL_LM, *, style: Style = "proutt",
                  settings: GenerationSettings = GenerationSettings()) -> Prediction:
     """One conversation in (a list of {"role", "content"}), its parsed next-turn predictions out."""
     return NextUtterancePredictor(model, style=style, settings=settings).predict([context])[0]

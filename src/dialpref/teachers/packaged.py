@@ -71,7 +71,7 @@ MODELS: dict[str, PackagedModel] = {m.name: m for m in [
 LABEL_MODEL = "gemma3-270m"
 CHAT_MODEL = "smollm2-135m"
 DEFAULT_MODEL = CHAT_MODEL
-DEFAULT_OF = {LABEL_MODEL: "label, quickstart", CHAT_MODEL: "teachers ask, bank, synth"}
+DEFAULT_OF = {LABEL_MODEL: "label, quickstart", CHAT_MODEL: "teachers ask, bank, synth, next eval (judge)"}
 
 
 class ModelNotFound(FileNotFoundError):
