@@ -54,3 +54,27 @@ def test_student_train_names_its_dialogue_file_source_not_dialogues():
     result = runner.invoke(app, ["student", "train", "--help"], terminal_width=200)
     options = result.output[result.output.index("Options"):]
     assert "--source" in options and "--dialogues" not in options
+
+
+def test_stage_configs_have_the_cli_defaults():
+    """One config per stage whose defaults are the command's: Python users get what `dialpref` users get."""
+    import dataclasses
+
+    import typer
+
+    from dialpref.label.run import LabelConfig
+    from dialpref.pipeline import DistillConfig
+    from dialpref.serve.settings import ServeSettings
+
+    group = typer.main.get_command(app)
+    # `label --bank` defaults to None, meaning "not asked" (so auto mode may pick causal); LabelConfig spells
+    # the same default bank out
+    sentinels = {("label", "bank"): None}
+    for command, config in (("label", LabelConfig), ("quickstart", DistillConfig), ("serve", ServeSettings)):
+        options = {p.name: p.default for p in group.commands[command].params}
+        fields = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+        shared = set(options) & set(fields)
+        assert len(shared) >= 4, command
+        differ = {k: (options[k], fields[k]) for k in shared
+                  if options[k] != fields[k] and sentinels.get((command, k), object()) != options[k]}
+        assert differ == {}, command

@@ -55,7 +55,7 @@ def test_causal_labels_every_turn_of_a_10k_token_dialogue_exactly_and_counts_tru
     dialogue = long_dialogue(160, 50)  # over 10,000 tokens; the test teacher's context is 2048
     head, segments, ask = causal_pieces(TASK, dialogue)
     assert sum(len(gemma.tokenize_piece(s)) for s in segments) > 10_000
-    summary = label_run(gemma, TASK, [dialogue], LabelConfig(mode="causal"), tmp_path / "rows.jsonl")
+    summary = label_run(gemma, TASK, [dialogue], LabelConfig(mode="causal", prior="none"), tmp_path / "rows.jsonl")
     rows = rows_of(summary)
     assert len(rows) == 160 and all(r["scores"] for r in rows)
     truncated = [r for r in rows if r["truncation"]]
@@ -72,7 +72,8 @@ def test_causal_labels_every_turn_of_a_10k_token_dialogue_exactly_and_counts_tru
 def test_an_utterance_longer_than_the_context_is_cut_to_head_and_tail(gemma, tmp_path):
     giant = Turn(speaker="A", role="user", text=" ".join(WORDS * 120))  # about 3,000 tokens alone
     dialogue = Dialogue(id="giant", turns=[*long_dialogue(3, 20).turns, giant, *long_dialogue(2, 10).turns])
-    rows = rows_of(label_run(gemma, TASK, [dialogue], LabelConfig(mode="causal"), tmp_path / "rows.jsonl"))
+    rows = rows_of(label_run(gemma, TASK, [dialogue], LabelConfig(mode="causal", prior="none"),
+                             tmp_path / "rows.jsonl"))
     assert [r["turn_index"] for r in rows] == list(range(len(dialogue.turns))) and all(r["scores"] for r in rows)
     assert rows[3]["truncation"]["utterance_cut"] and rows[3]["truncation"]["turns_dropped"] == 3
     assert rows[4]["truncation"]["turns_dropped"] >= 3 and not rows[4]["truncation"]["utterance_cut"]
@@ -87,7 +88,7 @@ def test_real_long_chitchat_dialogue_labels_every_utterance(gemma, tmp_path):
     pytest.importorskip("chitchat_dataset")
     long = next(d for d in read_dialogues("chitchat") if d.id.startswith("3a70241f"))
     assert len(long.turns) >= 100
-    summary = label_run(gemma, TASK, [long], LabelConfig(mode="causal"), tmp_path / "rows.jsonl")
+    summary = label_run(gemma, TASK, [long], LabelConfig(mode="causal", prior="none"), tmp_path / "rows.jsonl")
     rows = rows_of(summary)
     assert len(rows) == len([t for t in long.turns if TASK.labelled(t)]) and all(r["scores"] for r in rows)
     assert summary["truncated"] > 0  # 15.7k characters do not fit a 2048-token context
@@ -102,7 +103,7 @@ def test_prompt_mode_drops_the_oldest_turns_and_rejects_an_utterance_alone_too_l
     giant = Dialogue(id="g", turns=[Turn(speaker="A", role="user", text=" ".join(WORDS * 120))])
     with pytest.raises(TeacherError, match="alone does not fit"):
         utterance_queries(prompt, TASK, giant, 0, fits=gemma.fits)
-    summary = label_run(gemma, TASK, [giant], LabelConfig(mode="prefix"), tmp_path / "rows.jsonl")
+    summary = label_run(gemma, TASK, [giant], LabelConfig(mode="prefix", prior="none"), tmp_path / "rows.jsonl")
     rows = rows_of(summary)
     assert rows[0]["scores"] is None and "alone does not fit" in rows[0]["errors"][0]
 

@@ -43,8 +43,8 @@ def run_label(url, tmp_path, calls, retry_failed=False):
     dialogues = list(read_dialogues(source, Rejects(echo=False)))
     inner = OpenAICompatTeacher(url, "m", backoff=0.01, timeout=1.0, max_retries=2, concurrency=1)
     teacher = CachedTeacher(inner, TeacherCache(tmp_path / "cache.sqlite"), retry_failed=retry_failed)
-    config = (LabelConfig(mode="prefix") if calls == "logprobs"
-              else LabelConfig(mode="prefix", estimator="votes", votes=1))
+    config = (LabelConfig(mode="prefix", prior="none") if calls == "logprobs"
+              else LabelConfig(mode="prefix", prior="none", estimator="votes", votes=1))
     summary = label_run(teacher, BUILTIN["sentiment"], dialogues, config, tmp_path / "out" / "scores.jsonl",
                         source=str(source))
     rows = [json.loads(l) for l in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]

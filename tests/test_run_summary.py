@@ -20,6 +20,6 @@ def test_cached_rerun_reports_no_speed_and_causal_run_names_its_prompt(tmp_path)
     assert first["prompts"] == ["causal@v1"] and first["config"]["bank"] is None
     again = label_run(teacher, BUILTIN["dialogue_act"], [DIALOGUE], config, tmp_path / "b.jsonl")
     assert again["answered_from_cache"] is True and again["labels_per_second"] is None
-    prefix = label_run(teacher, BUILTIN["dialogue_act"], [DIALOGUE], LabelConfig(mode="prefix"),
+    prefix = label_run(teacher, BUILTIN["dialogue_act"], [DIALOGUE], LabelConfig(mode="prefix", prior="none"),
                        tmp_path / "c.jsonl")
     assert prefix["prompts"] == ["choice_names@v1"] and prefix["config"]["bank"] == "choice_names@v1"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,16 +29,19 @@ from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
 from dialpref.teachers.factory import is_server
 
-MODES = ("prefix", "causal")
+MODES = ("auto", "prefix", "causal")
 VOTE_CURVE = (1, 2, 5, 10, 20, 30)
 
 
-def resolve_mode(mode: str, teacher_spec: str, estimator: str = "expected", bank: str | None = None) -> str:
+def _auto_mode(server: bool, estimator: str, bank: str | None) -> str:
     """The one rule for `mode="auto"`: causal where causal mode can run (an embedded teacher, the expected
-    estimator) and nothing asked for a prompt bank, else prefix. The CLI and the quick start both use it."""
-    if mode != "auto":
-        return mode
-    return "causal" if not is_server(teacher_spec) and estimator == "expected" and bank is None else "prefix"
+    estimator) and nothing asked for a prompt bank, else prefix."""
+    return "causal" if not server and estimator == "expected" and bank is None else "prefix"
+
+
+def resolve_mode(mode: str, teacher_spec: str, estimator: str = "expected", bank: str | None = None) -> str:
+    """`mode` with "auto" decided for a teacher spec (the CLI and the quick start, before a teacher exists)."""
+    return mode if mode != "auto" else _auto_mode(is_server(teacher_spec), estimator, bank)
 
 
 @dataclass
@@ -47,10 +50,12 @@ class LabelConfig:
 
     bank: comma-separated built-in prompt ids or a bank YAML (default: class names).
     estimator / votes / sampler: see `dialpref.label.scoring`.
-    mode: `prefix` (the whole dialogue as a shared, reused prefix) or `causal`
-    (the dialogue read once; the teacher sees only the past; embedded teacher).
+    mode: `prefix` (the whole dialogue as a shared, reused prefix), `causal` (the dialogue read once; the
+    teacher sees only the past; embedded teacher), or `auto`: causal where it applies, else prefix.
     prior: divide out the teacher's label prior, estimated without gold.
     buckets: ECE buckets (the paper uses 5).
+    The defaults are `dialpref label`'s (tests/test_cli.py compares them): the embedded configuration that
+    did best on the dev dialogues, causal mode with the unlabelled prior.
     """
 
     bank: str = "choice_names@v1"
@@ -58,8 +63,8 @@ class LabelConfig:
     votes: int = 10
     sampler: str = "generate"
     temperature: float = 1.0
-    mode: str = "prefix"
-    prior: str = "none"
+    mode: str = "auto"
+    prior: str = "unlabelled"
     buckets: int = 10
     seed: int = 0
 
@@ -71,6 +76,13 @@ class LabelConfig:
         if self.mode == "causal" and self.estimator != "expected":
             raise ValueError("causal mode gives the expected estimator only")
 
+    def resolved(self, teacher: Teacher) -> "LabelConfig":
+        """This config with `mode="auto"` decided for this teacher."""
+        if self.mode != "auto":
+            return self
+        bank = None if self.bank == LabelConfig.bank else self.bank  # the default bank is not a request for one
+        return replace(self, mode=_auto_mode(getattr(teacher, "backend", "") == "openai", self.estimator, bank))
+
     def scoring(self) -> ScoringConfig:
         return ScoringConfig(estimator=self.estimator, votes=self.votes, sampler=self.sampler,
                              temperature=self.temperature, seed=self.seed)
@@ -80,6 +92,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
               output: Path, bank: Bank | None = None, source: str = "",
               on_dialogue: Callable[[Dialogue, list[dict]], None] | None = None) -> dict[str, Any]:
     """Label `dialogues`, write rows to `output`, plots and summary beside it; return the summary."""
+    config = config.resolved(teacher)
     bank = bank if bank is not None else load_bank(config.bank)
     skipped = [p.id for p in bank.prompts if p not in bank.usable()]
     tokens_before = getattr(teacher, "evaluated_tokens", None)
