@@ -59,3 +59,22 @@ def test_kill_9_midway_then_rerun_repeats_no_completed_call(tmp_path):
     assert not done_before & set(asked_again), "a call completed before the kill was paid for again"
     assert len(asked_again) == 40 - len(done_before)
     assert f"'hits': {len(done_before)}" in rerun.stdout
+
+
+def test_opening_a_cache_retries_what_sqlite_calls_locked_and_nothing_else():
+    """Two processes creating one cache both switch it to WAL; SQLite may answer one "locked" at once."""
+    import sqlite3
+
+    from dialpref.teachers.cache import _retry_locked
+
+    tries = []
+
+    def flaky():
+        tries.append(1)
+        if len(tries) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    assert _retry_locked(flaky) == "done" and len(tries) == 3
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _retry_locked(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table: x")))

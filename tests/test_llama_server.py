@@ -31,9 +31,10 @@ def server(tmp_path_factory):
     port = _free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")  # a file, not a pipe: llama.cpp logs enough to fill a pipe and stall
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(locate("smollm2-135m")),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-                             "--model_alias", "smollm2"],
+    # llama_cpp.server with weight repacking off (its repacked kernels crash on AVX-512 / AMX CPUs)
+    proc = subprocess.Popen([sys.executable, "-m", "dialpref.teachers.llama_server",
+                             "--model", str(locate("smollm2-135m")), "--host", "127.0.0.1", "--port", str(port),
+                             "--n_ctx", "2048", "--model_alias", "smollm2"],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90

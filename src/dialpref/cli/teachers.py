@@ -39,7 +39,8 @@ def teachers_list(ctx: typer.Context) -> None:
 def teachers_path(name: str = typer.Argument(..., help="A packaged model: smollm2-135m, gemma3-270m or "
                                                       "qwen2.5-coder-1.5b.")) -> None:
     """Print the GGUF file of a packaged model, e.g. to serve it with llama.cpp's server:
-    python -m llama_cpp.server --model "$(dialpref teachers path gemma3-270m)" --model_alias gemma3-270m"""
+    python -m dialpref.teachers.llama_server --model "$(dialpref teachers path gemma3-270m)" --model_alias gemma3-270m
+    (llama_cpp.server with weight repacking off, which crashes on AVX-512 / AMX CPUs)"""
     from dialpref.teachers.packaged import ModelNotFound, resolve_model_path
 
     try:

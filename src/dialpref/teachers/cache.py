@@ -50,6 +50,19 @@ CLAIM_SECONDS = 600.0
 _POLL_SECONDS = 0.1
 
 
+def _retry_locked(statement, seconds: float = 60.0):
+    """Run `statement`, again while SQLite says the database is locked. Two processes opening a new cache at
+    once both switch it to WAL; SQLite answers one of them "locked" at once, without its busy timeout."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class TeacherCache:
     """SQLite store of teacher calls, with hit and miss counters, shared safely by processes.
 
@@ -61,9 +74,9 @@ class TeacherCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        _retry_locked(lambda: self._db.executescript(_SCHEMA))
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
         if "status" not in columns:  # caches written before invalid answers were marked
             self._db.execute("ALTER TABLE calls ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'")

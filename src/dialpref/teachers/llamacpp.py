@@ -43,7 +43,7 @@ MIN_EXACT_BATCH = 8  # shorter batches take other CPU kernels (measured: 7 token
 
 
 @contextmanager
-def _no_weight_repacking(llama_cpp):
+def no_weight_repacking(llama_cpp):
     """llama-cpp-python has no flag for llama.cpp's `use_extra_bufts`; set it in the default model params."""
     low = llama_cpp.llama_cpp
     original = low.llama_model_default_params
@@ -100,7 +100,7 @@ class LlamaCppTeacher(SequentialMixin):
         self.model, self.path = resolve_model_path(model)
         self.n_ctx = n_ctx
         self._sha256: str | None = None
-        with _no_weight_repacking(llama_cpp) if exact else nullcontext():
+        with no_weight_repacking(llama_cpp) if exact else nullcontext():
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
                                        n_threads=n_threads or max(1, os.cpu_count() or 1))
         # freed before the interpreter tears down llama_cpp's modules, or __del__ fails at exit with a traceback
