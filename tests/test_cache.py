@@ -5,6 +5,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from dialpref.teachers import CachedTeacher, ChatRequest, TeacherCache
 from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
@@ -32,6 +34,8 @@ def test_hits_misses_and_key_sensitivity(tmp_path):
 
 CHILD = r"""
 import sys
+
+import pytest
 from dialpref.teachers import CachedTeacher, ChatRequest, TeacherCache
 from dialpref.teachers.openai_compat import OpenAICompatTeacher
 url, db = sys.argv[1], sys.argv[2]
