@@ -1,45 +1,40 @@
-"""Write a run's report as one HTML file (plots inlined), which opens anywhere without a server."""
+"""Write a run's report as one HTML file (plots inlined), which opens anywhere without a server.
+
+The page is `templates/report.html.jinja`, rendered with autoescaping: every text, table cell and title
+is escaped by jinja2, not by hand."""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 
-def _image(path: Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(Path(path).name)}" src="data:image/png;base64,{data}">'
+@lru_cache(maxsize=1)
+def _template():
+    import jinja2
+
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("dialpref.report", "templates"),
+                                     autoescape=True, keep_trailing_newline=True)
+    return environment.get_template("report.html.jinja")
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _item(item: Any) -> dict[str, Any]:
+    """An item as the template shows it: a PNG inlined, a table of dict rows, JSON, or a paragraph."""
+    if isinstance(item, Path):
+        return {"kind": "image", "name": item.name, "data": base64.b64encode(item.read_bytes()).decode()}
+    if isinstance(item, list):
+        return {"kind": "table", "rows": item}
+    if isinstance(item, dict):
+        return {"kind": "json", "text": json.dumps(item, indent=2)}
+    return {"kind": "text", "text": str(item)}
 
 
 def write_report(path: Path, title: str, sections: list[tuple[str, list]]) -> Path:
     """sections: (heading, items); an item is a Path to a PNG, a list of dict rows (a table), or a string."""
-    parts = [f"<h1>{html.escape(title)}</h1>"]
-    for heading, items in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        for item in items:
-            if isinstance(item, Path):
-                parts.append(_image(item))
-            elif isinstance(item, list):
-                parts.append(_table(item))
-            elif isinstance(item, dict):
-                parts.append(f"<pre>{html.escape(json.dumps(item, indent=2))}</pre>")
-            else:
-                parts.append(f"<p>{html.escape(str(item))}</p>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "text-align:left}img{max-width:100%;margin:.5em 0}h2{border-bottom:1px solid #ddd}")
+    page = _template().render(title=title, sections=[(h, [_item(i) for i in items]) for h, items in sections])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                    f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n", encoding="utf-8")
+    path.write_text(page + ("" if page.endswith("\n") else "\n"), encoding="utf-8")
     return path
