@@ -123,6 +123,16 @@ def test_own_csv_and_task_through_every_stage(tmp_path):
     assert set(answer["scores"]) == {"joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"}
 
 
+def test_strict_mode_on_the_command_line_rejects_the_dialogue_of_an_empty_turn(tmp_path):
+    write_corpus(tmp_path)
+    kept = dialpref(tmp_path, "data", "convert", "tv.csv", "kept.jsonl", "--map", "tv_map.yaml")
+    strict = dialpref(tmp_path, "data", "convert", "tv.csv", "strict.jsonl", "--map", "tv_map.yaml", "--strict")
+    assert "wrote 12 dialogues" in " ".join(kept.stderr.split())  # the empty turn dropped, its dialogue kept
+    assert "wrote 11 dialogues" in " ".join(strict.stderr.split())  # the whole dialogue rejected, as asked
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "strict.rejects.jsonl").read_text().splitlines()]
+    assert len(reasons) == 1 and "empty" in reasons[0]
+
+
 def test_split_rejects_count_only_that_split(tmp_path):
     from dialpref.data import Rejects, read_dialogues
 

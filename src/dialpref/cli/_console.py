@@ -37,6 +37,8 @@ _flag_type_hidden()
 
 MAP_HELP = ("A data map (YAML) for a file of your own shape: which columns name the dialogue, order its rows, "
             "hold the speaker, text and labels (docs/data.md). Overrides --format.")
+STRICT_HELP = ("Reject a whole dialogue for one bad turn (an empty one), as before; by default that turn is dropped "
+               "and recorded and the dialogue kept.")
 FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {', '.join(FORMATS)}."
 # Gemma-3-270M (a base model) in causal completion form with the unlabelled prior divided out: the embedded
 # configuration with the best macro-F1 on both dev sets (benchmarks/teacher_search.py); `label` and

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dialpref.cli._console import FORMAT_HELP, MAP_HELP, _out, _progress, console
+from dialpref.cli._console import FORMAT_HELP, MAP_HELP, STRICT_HELP, _out, _progress, console
 from dialpref.data import Rejects, detect_format, read_dialogues
 
 data_app = typer.Typer(help="Read, check and convert dialogue datasets.", no_args_is_help=True)
@@ -25,12 +25,13 @@ def data_inspect(
     rejects: Optional[Path] = typer.Option(None, help="Write rejected records here (JSONL, with reasons)."),
     show: int = typer.Option(1, help="Print this many dialogues in full."),
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Count dialogues, turns, speakers and gold labels of a file, and report what had to be rejected.
 
     Example: dialpref data inspect ../shared/data/meld/test_sent_emo.csv
     """
-    sink = Rejects(rejects)
+    sink = Rejects(rejects, strict=strict)
     fmt = "mapped" if map else (format or detect_format(source, sink))
     census = _Census()
     shown = []
@@ -106,6 +107,7 @@ def data_convert(
     limit: Optional[int] = typer.Option(None, help="Stop after this many dialogues."),
     rejects: Optional[Path] = typer.Option(None, help="Rejects JSONL (default: OUTPUT with .rejects.jsonl)."),
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Write dialogues as dialpref's native JSONL (loads with `datasets.load_dataset('json', ...)`)."""
     from dialpref.files import atomic_write, output_lock
@@ -114,7 +116,7 @@ def data_convert(
     count = 0
     with output_lock(output), atomic_write(output) as handle, _progress() as progress:
         rejects_path.unlink(missing_ok=True)  # this run's rejects only
-        sink = Rejects(rejects_path)
+        sink = Rejects(rejects_path, strict=strict)
         bar = progress.add_task("converting", total=limit)
         for dialogue in read_dialogues(source, sink, format=format, split=split, limit=limit, mapping=map):
             handle.write(dialogue.to_json() + "\n")

@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from dialpref.cli._console import EMBEDDED_TEACHER, EXAMPLES_HELP, BANK_HELP, MAP_HELP, TASK_HELP, TEACHER_HELP, \
-    _progress, console
+from dialpref.cli._console import EMBEDDED_TEACHER, EXAMPLES_HELP, BANK_HELP, MAP_HELP, STRICT_HELP, TASK_HELP, \
+    TEACHER_HELP, _progress, console
 from dialpref.data import Rejects, read_dialogues
 
 
@@ -56,6 +56,7 @@ def label(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Ask the teacher again where the cache "
                                       "holds an answer an earlier run found invalid (by default it is re-read "
                                       "and reported as invalid again; good answers are never asked twice)."),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
 
@@ -70,21 +71,21 @@ def label(
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
                     mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples,
-               context, retry_failed, map)
+               context, retry_failed, map, strict)
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-               options=None, examples=None, context=None, retry_failed=False, mapping=None):
+               options=None, examples=None, context=None, retry_failed=False, mapping=None, strict=False):
     """One `label` run, holding the lock on its output (a second run on the same output stops at once)."""
     from dialpref.files import output_lock
 
     with output_lock(output):
         return _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
-                             cache_path, options, examples, context, retry_failed, mapping)
+                             cache_path, options, examples, context, retry_failed, mapping, strict)
 
 
 def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-                  options, examples, context, retry_failed, mapping):
+                  options, examples, context, retry_failed, mapping, strict):
     from dialpref.label.bank import load_bank
     from dialpref.label.run import LabelConfig, label_run
     from dialpref.label.tasks import load_task
@@ -98,7 +99,7 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
         raise typer.BadParameter(str(err)) from None
     input_rejects = output.with_name(output.stem + ".input-rejects.jsonl")
     input_rejects.unlink(missing_ok=True)  # this run's rejects, not the sum of every run's
-    sink = Rejects(input_rejects)
+    sink = Rejects(input_rejects, strict=strict)
     items = list(read_dialogues(source, sink, split=split, limit=n_dialogues, mapping=mapping))
     sink.close()
     if not items:

@@ -39,7 +39,8 @@ def quickstart(
     splits = ("train", "test") if source.endswith("dailydialog/data.zip") else (None, None)
     console.rule("1/2  the data")
     (output / "rejects.jsonl").unlink(missing_ok=True)  # a rerun rewrites its rejects, it does not append
-    data_inspect(source=source, format=None, split=splits[0], rejects=output / "rejects.jsonl", show=1, map=None)
+    data_inspect(source=source, format=None, split=splits[0], rejects=output / "rejects.jsonl", show=1, map=None,
+                 strict=False)
     console.rule("2/2  teacher -> pairwise student -> evaluation (dialogue acts)")
     config = DistillConfig(source=source, teacher=teacher, train_split=splits[0], eval_split=splits[1],
                            train_utterances=train_utterances, eval_utterances=eval_utterances, min_turns=min_turns,
