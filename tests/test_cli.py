@@ -78,3 +78,13 @@ def test_stage_configs_have_the_cli_defaults():
         differ = {k: (options[k], fields[k]) for k in shared
                   if options[k] != fields[k] and sentinels.get((command, k), object()) != options[k]}
         assert differ == {}, command
+
+
+def test_serve_runtime_help_names_every_runtime():
+    import dataclasses
+
+    from dialpref.serve.runtime import RUNTIMES
+    from dialpref.serve.settings import ServeSettings
+
+    runtime = {f.name: f for f in dataclasses.fields(ServeSettings)}["runtime"]
+    assert all(name in runtime.metadata["help"] for name in RUNTIMES)

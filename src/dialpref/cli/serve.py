@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import typer
 
 from dialpref.serve.settings import ServeSettings
-from dialpref.serve.runtime import RUNTIMES
 
 DEFAULTS = ServeSettings()
+_FIELDS = {f.name: f for f in fields(ServeSettings)}
+
+
+def _help(name: str) -> str:
+    return _FIELDS[name].metadata["help"]
+
+
+def _flag(name: str):
+    """The option of a setting: its default and help come from `ServeSettings`."""
+    return typer.Option(getattr(DEFAULTS, name), help=_help(name))
 
 
 def serve_command(
     model: Path = typer.Argument(..., help="A student folder (from `student train|finetune` or `quickstart`)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to serve other machines."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    runtime: str = typer.Option(DEFAULTS.runtime, help=f"One of {', '.join(RUNTIMES)}. The ONNX files come from "
-                                                       "`dialpref student export MODEL`."),
-    threads: int = typer.Option(DEFAULTS.threads, help="Intra-op threads of one model call."),
-    max_batch: int = typer.Option(DEFAULTS.max_batch, help="Most utterances one model call takes from "
-                                                           "concurrent requests (dynamic batching)."),
-    max_wait_ms: float = typer.Option(DEFAULTS.max_wait_ms, help="How long a batch that already has company "
-                                                                 "waits for more; a lone request never waits."),
+    runtime: str = _flag("runtime"),
+    threads: int = _flag("threads"),
+    max_batch: int = _flag("max_batch"),
+    max_wait_ms: float = _flag("max_wait_ms"),
     max_body_kb: int = typer.Option(DEFAULTS.max_body_bytes // 1000, help="Largest request body (and WebSocket "
                                                                           "message), in kB."),
-    max_utterances: int = typer.Option(DEFAULTS.max_windows, help="Most utterances one request may classify."),
-    max_sessions: int = typer.Option(DEFAULTS.max_sessions, help="Live sessions kept; the least recent goes "
-                                                                 "first."),
-    read_timeout: float = typer.Option(DEFAULTS.read_timeout, help="Seconds a client may take to send its "
-                                                                   "body before a 408 (slow clients)."),
+    max_utterances: int = typer.Option(DEFAULTS.max_windows, help=_help("max_windows")),
+    max_sessions: int = _flag("max_sessions"),
+    read_timeout: float = _flag("read_timeout"),
     log_level: str = typer.Option("warning", help="uvicorn's log level (info logs every request)."),
 ) -> None:
     """Serve a student: POST /v1/classify, live dialogues on /v1/sessions and WS /v1/live, /healthz,
