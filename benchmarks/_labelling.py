@@ -10,11 +10,11 @@ import numpy as np
 from _common import SHARED_DATA
 from dialpref.data import read_dialogues
 from dialpref.label.bank import Bank, examples_from
-from dialpref.label.calibration import quality
-from dialpref.label.prior import apply_priors, correct, estimate_priors
-from dialpref.label.scoring import ScoringConfig, score_dialogue, votes_to_scores
+from dialpref.evaluate.calibration_error import quality
+from dialpref.label.prior import apply_priors, corrected_scores_at, estimate_priors
+from dialpref.label.scoring import ScoringConfig, score_dialogue
 from dialpref.label.tasks import BUILTIN, TaskSpec
-from dialpref.metrics import majority_class
+from dialpref.evaluate.classification import majority_class
 
 # name -> (path, task, split for evaluation, split for few-shot examples)
 DATASETS = {
@@ -73,33 +73,8 @@ def evaluate(probs: np.ndarray, rows: Sequence[dict], task: TaskSpec, buckets: i
 
 def vote_shares_at(rows: Sequence[dict], n: int, task: TaskSpec, prior: str = "none",
                    divisors: dict[str, dict[str, float]] | None = None) -> np.ndarray:
-    """S from each row's first n votes: per-prompt shares (prior-corrected if asked), averaged over prompts.
-
-    The unlabelled prior is the votes' own mean; other priors pass the expected rows' `divisors`."""
-    classes = task.class_names
-    per_row = []
-    for r in rows:
-        shares: dict[str, list] = {}
-        for vote in r["votes"][:n]:
-            shares.setdefault(vote["prompt_id"], []).append(vote)
-        dists = {}
-        for pid, votes in shares.items():
-            share, valid = votes_to_scores(votes, classes)
-            if valid:
-                dists[pid] = share
-        per_row.append(dists)
-    if prior == "unlabelled":
-        pids = {p for d in per_row for p in d}
-        means = {p: {c: float(np.mean([d[p][c] for d in per_row if p in d])) for c in classes} for p in pids}
-        per_row = [{p: correct(dist, means[p]) for p, dist in d.items()} for d in per_row]
-    elif prior != "none" and divisors:
-        per_row = [{p: correct(dist, divisors[p]) if p in divisors else dist for p, dist in d.items()}
-                   for d in per_row]
-    out = []
-    for d in per_row:
-        dists = list(d.values())
-        out.append([sum(x[c] for x in dists) / len(dists) if dists else 1 / len(classes) for c in classes])
-    return np.array(out)
+    """S from each row's first n votes as a matrix (`dialpref.label.prior.corrected_scores_at`)."""
+    return np.array([[s[c] for c in task.class_names] for s in corrected_scores_at(rows, n, task, prior, divisors)])
 
 
 __all__ = ["DATASETS", "load_set", "majority", "run_bank", "with_prior", "ensemble", "evaluate",

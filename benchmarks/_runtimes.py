@@ -63,17 +63,17 @@ def export_eager(student, folder: Path) -> Path:
 
     from dialpref.data.windows import Window
 
-    student.model.set_attn_implementation("eager")
+    student.model_.set_attn_implementation("eager")
     from dialpref.student.export import forward_ordered
 
-    sample = forward_ordered(student.model, student._collate(student._tokens([Window("x", 0, "A: hello there",
+    sample = forward_ordered(student.model_, student._collate(student._tokens([Window("x", 0, "A: hello there",
                                                                                        "B: hi")]))([0]))
     path = folder / "eager.onnx"
     with torch.inference_mode():
-        torch.onnx.export(student.model.eval(), (), str(path), kwargs=sample, input_names=list(sample),
+        torch.onnx.export(student.model_.eval(), (), str(path), kwargs=sample, input_names=list(sample),
                           output_names=["logits"], opset_version=17, dynamo=False,
                           dynamic_axes={**{k: {0: "batch", 1: "tokens"} for k in sample}, "logits": {0: "batch"}})
-    student.model.set_attn_implementation("sdpa")
+    student.model_.set_attn_implementation("sdpa")
     return path
 
 

@@ -14,7 +14,6 @@ few dialogues they are also drawn by real generation (`generate`), and the two a
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,7 @@ from _labelling import ensemble, evaluate, load_set, majority, run_bank, vote_sh
 from dialpref.label.bank import load_bank  # noqa: E402
 from dialpref.label.calibration import plot_ece_by_n, plot_reliability  # noqa: E402
 from dialpref.label.causal import PROMPT_ID as CAUSAL, label_causal  # noqa: E402
-from dialpref.label.scoring import ScoringConfig, draw  # noqa: E402
-from dialpref.teachers.base import stable_hash  # noqa: E402
+from dialpref.label.scoring import ScoringConfig, drawn_votes  # noqa: E402
 from dialpref.teachers.cache import CachedTeacher, TeacherCache  # noqa: E402
 from dialpref.teachers.llamacpp import LlamaCppTeacher  # noqa: E402
 
@@ -49,19 +47,9 @@ def causal_rows(teacher, task, dialogues):
     return rows, time.perf_counter() - started, teacher.evaluated_tokens - before
 
 
-def drawn_votes(rows, task, n, seed=0):
-    """Votes drawn from each row's per-prompt distribution (the distribution sampler, for causal rows)."""
-    out = []
-    for r in rows:
-        pids = list(r["per_prompt"])
-        votes = []
-        for k in range(n):
-            pid, sample = pids[k % len(pids)], k // len(pids)
-            rng = random.Random(stable_hash([r["dialogue_id"], r["turn_index"], pid, sample, seed]))
-            votes.append({"prompt_id": pid, "sample": sample,
-                          "classes": [draw(r["per_prompt"][pid], rng, 1.0, 40, 0.95)]})
-        out.append({**r, "votes": votes})
-    return out
+def with_drawn_votes(rows, n):
+    """Causal rows given n votes drawn from their distributions (`dialpref.label.scoring.drawn_votes`)."""
+    return [{**r, "votes": drawn_votes(r, n)} for r in rows]
 
 
 def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_dialogues: int, tag: str) -> dict:
@@ -82,7 +70,7 @@ def one(teacher, task, dialogues, examples, bank_spec: str, prior: str, check_di
            "majority_class_accuracy": round(majority(rows, task)["accuracy"], 4),
            "expected": {**evaluate(expected, fixed, task), "ece_m5": evaluate(expected, fixed, task, 5)["ece"]}}
     config = ScoringConfig(estimator="votes", votes=max(NS), sampler="distribution")
-    vote_rows = drawn_votes(rows, task, max(NS)) if causal else run_bank(teacher, task, bank, dialogues, config)[0]
+    vote_rows = with_drawn_votes(rows, max(NS)) if causal else run_bank(teacher, task, bank, dialogues, config)[0]
     by_n = {}
     for n in NS:
         shares = vote_shares_at(vote_rows, n, task, prior, divisors)

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, write_result  # noqa: E402
 
 from dialpref.data import Rejects  # noqa: E402
-from dialpref.next.config import NextTrainConfig  # noqa: E402
-from dialpref.next.train import synth_rows, train  # noqa: E402
+from dialpref.next_utterance.config import NextRunConfig, training_args  # noqa: E402
+from dialpref.next_utterance.train import synth_rows, train  # noqa: E402
 from dialpref.proutt.run import select_samples  # noqa: E402
 from dialpref.proutt.synthesize import SynthConfig  # noqa: E402
 from dialpref.teachers.factory import make_teacher  # noqa: E402
@@ -74,14 +74,16 @@ class Steps:
 def train_seed(seed: int, args, steps: Steps) -> dict[str, str]:
     """Trains the four trained systems for one seed; returns system -> model folder."""
     root = args.work / f"seed{seed}"
-    common = dict(data=str(args.synth_run), history_chars=args.history_chars, seed=seed, max_length=args.max_length,
-                  grad_accum=args.grad_accum, epochs=args.epochs)
+    data = dict(data=str(args.synth_run), history_chars=args.history_chars)
+    trl = dict(seed=seed, max_length=args.max_length, gradient_accumulation_steps=args.grad_accum,
+               num_train_epochs=args.epochs)
 
     def stage(name: str, kind: str, style: str, model: str = "smollm2-135m") -> str:
         out = root / name
         limit = args.dpo_pairs if kind == "dpo" else None
-        steps.run(f"seed{seed}/train/{name}", lambda: train(kind, NextTrainConfig(
-            output_dir=str(out), style=style, model=model, limit=limit, **common)))
+        steps.run(f"seed{seed}/train/{name}", lambda: train(
+            kind, NextRunConfig(style=style, model=model, limit=limit, **data),
+            training_args(kind, output_dir=str(out), **trl)))
         return str(out / "merged")
 
     models = {"base": "smollm2-135m"}
@@ -103,7 +105,7 @@ def gen_dir(seed: int, system: str, tag: str, args) -> Path:
 
 
 def predict_seed(seed: int, models: dict[str, str], samples, args, steps: Steps) -> None:
-    from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
+    from dialpref.next_utterance.predict import GenerationSettings, NextUtterancePredictor
 
     tag = setting_tag(args)
     for system in SYSTEMS:
@@ -124,7 +126,7 @@ def predict_seed(seed: int, models: dict[str, str], samples, args, steps: Steps)
 
 
 def score_seed(seed: int, samples, args, steps: Steps, judge, embedder) -> None:
-    from dialpref.next.evaluate import read_predictions, score_predictions
+    from dialpref.next_utterance.evaluate import read_predictions, score_predictions
 
     for system in SYSTEMS:
         root = gen_dir(seed, system, setting_tag(args), args)
@@ -142,7 +144,7 @@ def score_seed(seed: int, samples, args, steps: Steps, judge, embedder) -> None:
 
 
 def pairwise_seed(seed: int, samples, args, steps: Steps, judge) -> None:
-    from dialpref.next.evaluate import pairwise_compare, read_predictions
+    from dialpref.next_utterance.evaluate import pairwise_compare, read_predictions
 
     tag = setting_tag(args)
     root = gen_dir(seed, "proutt_dpo", tag, args)
@@ -161,7 +163,7 @@ def pairwise_seed(seed: int, samples, args, steps: Steps, judge) -> None:
 
 def collect(args, tag: str) -> dict:
     """Per-seed scores, the table over seeds, gains over base and pairwise counts under one setting."""
-    from dialpref.next.evaluate import summarise_pairwise, summarise_scores
+    from dialpref.evaluate.next_utterance import summarise_pairwise, summarise_scores
 
     systems: dict[str, list] = {s: [] for s in SYSTEMS}
     win_tie_loss: dict[str, dict] = {}
@@ -293,7 +295,7 @@ def main() -> None:
         if args.phase == "predict":
             continue
         if judge is None:
-            from dialpref.next.evaluate import EmbeddingSimilarity
+            from dialpref.next_utterance.evaluate import EmbeddingSimilarity
 
             judge = make_teacher(args.judge, cache_path=args.work / "judge-cache.sqlite")
             embedder = EmbeddingSimilarity()

@@ -82,7 +82,7 @@ def train_speed(task, pool, pool_s) -> dict:
     for _ in range(2):
         for loss in ("pairwise", "pointwise"):
             probe = Student(task, StudentConfig(), seed=0)
-            h = probe.pretrain(pool, pool_s, loss, TrainConfig(steps=15, batch_windows=32, threads=2))
+            h = probe.pretrain(pool, pool_s, loss, TrainConfig(steps=15, batch_windows=32, threads=2)).history_[-1]
             speeds[loss].append(h["windows_per_second"])
     pw, pt = statistics.mean(speeds["pairwise"]), statistics.mean(speeds["pointwise"])
     return {"pairwise_windows_per_second": round(pw, 2), "pointwise_windows_per_second": round(pt, 2),
@@ -96,7 +96,7 @@ def trained_student(task, pool, pool_gold, test, test_gold) -> tuple[Student, di
     student = Student(task, StudentConfig(), seed=0)
     history = student.fit(pool, [task.class_names[g] for g in pool_gold],
                           TrainConfig(epochs=2, batch_windows=16, learning_rate=2e-4, head_learning_rate=2e-3,
-                                      threads=2))
+                                      threads=2)).history_[-1]
     ceiling = {**evaluate(student, test, test_gold), "gold_examples": len(pool), "train_seconds": history["seconds"]}
     student.save(CACHE)
     (CACHE / "ceiling.json").write_text(json.dumps(ceiling))
@@ -109,7 +109,7 @@ def candidates(student, folder: Path, calibration) -> tuple[dict, dict]:
     notes = {"model_bytes": {"fp32": (folder / "model.onnx").stat().st_size,
                              "int8": (folder / "model.int8.onnx").stat().st_size}}
     optimized, notes["ort_fused_operators"] = _runtimes.ort_optimize(_runtimes.export_eager(student, folder), folder,
-                                                                     student.model.config)
+                                                                     student.model_.config)
     opt_int8 = _runtimes.dynamic_int8(optimized, folder / "ort_opt_int8.onnx")
     probe = OnnxStudent(folder, "fp32", threads=1)
     static = _runtimes.static_int8(folder, probe, calibration)

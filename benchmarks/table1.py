@@ -39,7 +39,7 @@ from teacher_scores import OUT as SCORES, TEST, TRAIN  # noqa: E402
 
 from dialpref.data import read_dialogues  # noqa: E402
 from dialpref.label.tasks import BUILTIN  # noqa: E402
-from dialpref.metrics import classification  # noqa: E402
+from dialpref.evaluate.classification import classification  # noqa: E402
 from dialpref.student.model import Student, StudentConfig  # noqa: E402
 from dialpref.student.simulated import LEVELS, simulate_scores  # noqa: E402
 from dialpref.student.train import TrainConfig  # noqa: E402
@@ -167,16 +167,16 @@ def main() -> None:
                 if method != "finetune_only":
                     history = base.pretrain(pool, scores, method, TrainConfig(
                         epochs=args.pretrain_epochs, batch_windows=32, learning_rate=1e-4, head_learning_rate=2e-3,
-                        seed=seed, threads=THREADS), **({"alpha": args.alpha, "seed": seed} if method == "pairwise" else {}))
+                        seed=seed, threads=THREADS), **({"alpha": args.alpha, "seed": seed} if method == "pairwise" else {})).history_[-1]
                     pretrain_speed.setdefault(f"{level}/{method}", []).append(history["windows_per_second"])
                     print(f"[{level} seed {seed}] {method} pretrain {history['seconds']} s "
                           f"{history['windows_per_second']} windows/s", flush=True)
-                state = copy.deepcopy(base.model.state_dict())
+                state = copy.deepcopy(base.build().model_.state_dict())
                 for fraction in todo:
-                    base.model.load_state_dict(state)
+                    base.model_.load_state_dict(state)
                     chosen = subsets[fraction]
                     history = base.fit([pool[i] for i in chosen], [task.class_names[pool_gold[i]] for i in chosen],
-                                       finetune_config(len(chosen), seed))
+                                       finetune_config(len(chosen), seed)).history_[-1]
                     result = {**evaluate(base, test, test_gold), "gold_examples": int(len(chosen)),
                               "finetune_seconds": history["seconds"]}
                     target.setdefault(method, {}).setdefault(fraction, {})[str(seed)] = result

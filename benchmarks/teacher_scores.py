@@ -29,7 +29,8 @@ from _common import write_result  # noqa: E402
 from _labelling import SHARED_DATA, DATASETS, majority  # noqa: E402
 
 from dialpref.data import read_dialogues  # noqa: E402
-from dialpref.label.calibration import arrays, quality  # noqa: E402
+from dialpref.evaluate.calibration_error import quality  # noqa: E402
+from dialpref.label.calibration import arrays  # noqa: E402
 from dialpref.label.causal import label_causal  # noqa: E402
 from dialpref.label.prior import apply_priors, estimate_priors  # noqa: E402
 from dialpref.label.tasks import BUILTIN  # noqa: E402

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dialpref.label.calibration import ece, fit_calibrator, plot_ece_by_n, plot_reliability, quality, reliability
+from dialpref.evaluate.calibration_error import ece, quality, reliability
+from dialpref.label.calibration import Calibrator, plot_ece_by_n, plot_reliability
 
 
 def test_ece_by_hand():
@@ -29,12 +30,13 @@ def _overconfident(n=2000, seed=0):
 def test_post_hoc_calibration_lowers_ece_on_held_out_rows(method):
     dev_p, dev_g = _overconfident(seed=1)
     test_p, test_g = _overconfident(seed=2)
-    calibrator = fit_calibrator(dev_p, dev_g, ["a", "b", "c"], method)
+    calibrator = Calibrator(method, ["a", "b", "c"])
+    assert calibrator.fit(dev_p, dev_g) is calibrator  # the scikit-learn shape: fit returns self
     after = calibrator.transform(test_p)
     assert np.allclose(after.sum(axis=1), 1.0)
     assert ece(after, test_g) < ece(test_p, test_g) / 2
     if method == "temperature":
-        assert calibrator.temperature > 2  # sharpened by p**4: the fit must soften it back
+        assert calibrator.temperature_ > 2  # sharpened by p**4: the fit must soften it back
         assert (after.argmax(axis=1) == test_p.argmax(axis=1)).all()  # temperature keeps the ranking
 
 

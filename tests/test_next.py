@@ -8,11 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from dialpref.cli import app
-from dialpref.next import evaluate as ev
-from dialpref.next.config import NextTrainConfig, parse_train_args
-from dialpref.next.parse import lenient_predictions, parse_trace, parse_utterances
-from dialpref.next.records import dpo_records, sft_records
-from dialpref.next.train import synth_rows
+from dialpref.evaluate import next_utterance as figures
+from dialpref.next_utterance import evaluate as ev
+from dialpref.next_utterance.config import NextRunConfig, parse_train_args
+from dialpref.next_utterance.parse import lenient_predictions, parse_trace, parse_utterances
+from dialpref.next_utterance.records import dpo_records, sft_records
+from dialpref.next_utterance.train import synth_rows
 from dialpref.proutt.run import synth_run
 from dialpref.proutt.samples import NextTurnSample
 from dialpref.proutt.synthesize import SynthConfig
@@ -47,7 +48,7 @@ def test_parse_rule_keeps_four_reports_the_rest():
 
 
 def test_forced_prefix_closes_reasoning_and_drops_a_broken_prediction():
-    from dialpref.next.predict import forced_prefix
+    from dialpref.next_utterance.predict import forced_prefix
 
     assert forced_prefix("<think>[Mining View]: more") == "<think>[Mining View]: more\n</think>\n<predict>"
     # reasoning already closed: not closed twice; a half-written prediction is cut, the forced one replaces it
@@ -74,16 +75,26 @@ def test_records_per_style_follow_the_parse_rule(synth_folder):
         dpo_records(rows, "simulator")
 
 
-def test_config_is_flags_and_yaml(tmp_path):
+def test_config_is_flags_and_yaml_over_trls_own_configs(tmp_path):
+    from trl import DPOConfig, SFTConfig
+
+    from dialpref.next_utterance.config import write_yaml
+
     path = tmp_path / "run.yaml"
-    path.write_text("data: runs/synth\nepochs: 3\nlora_r: 4\n")
-    config = parse_train_args(["--config", str(path), "--lora_r", "8", "--no_resume"])
-    assert (config.data, config.epochs, config.lora_r, config.resume) == ("runs/synth", 3, 8, False)
-    assert config.lr_for("sft") == 2e-4 and config.lr_for("dpo") == 5e-5
-    config.to_yaml(tmp_path / "again.yaml")
-    assert parse_train_args(["--config", str(tmp_path / "again.yaml")]) == config
+    path.write_text("data: runs/synth\nnum_train_epochs: 3\nlora_r: 4\nweight_decay: 0.2\n")
+    run, args = parse_train_args("sft", ["--config", str(path), "--lora_r", "8", "--no_resume", "--max_steps", "7"])
+    assert isinstance(args, SFTConfig) and (run.data, run.lora_r, run.resume) == ("runs/synth", 8, False)
+    # TRL's own flags work, from the file and from the command line; dialpref's defaults fill the rest
+    assert (args.num_train_epochs, args.weight_decay, args.max_steps) == (3, 0.2, 7)
+    assert (args.learning_rate, args.gradient_accumulation_steps, args.completion_only_loss) == (2e-4, 4, True)
+    assert args.use_cpu is False  # nothing pins the device: a GPU is used when there is one
+    _, dpo = parse_train_args("dpo", ["--data", "x", "--beta", "0.3"])
+    assert isinstance(dpo, DPOConfig) and (dpo.beta, dpo.learning_rate) == (0.3, 5e-5)
+    write_yaml("sft", run, args, tmp_path / "again.yaml")
+    again_run, again = parse_train_args("sft", ["--config", str(tmp_path / "again.yaml")])
+    assert again_run == run and again.to_dict() == args.to_dict()
     with pytest.raises(ValueError, match="style"):
-        NextTrainConfig(data="x", style="tree")
+        NextRunConfig(data="x", style="tree")
 
 
 def judge_reply(payload):
@@ -117,9 +128,9 @@ def test_judge_best_of_four_and_pairwise_flips_over_http(tmp_path):
     assert [p["verdict"] for p in pairs] == ["A", "tie", "B"]  # s1: 'A' both times is a flip -> tie; s2: no prediction loses
     assert pairs[1]["flipped"] and not pairs[0]["flipped"] and pairs[2]["rule"] == "format failure"
     assert asked == 2 + 4  # two judge calls (no call for the failure), two pairwise samples in both orders
-    summary = ev.summarise_pairwise(pairs)
+    summary = figures.summarise_pairwise(pairs)
     assert (summary["win"], summary["tie"], summary["loss"], summary["flip_rate"]) == (1, 1, 1, 0.5)
-    scores = ev.summarise_scores(rows)
+    scores = figures.summarise_scores(rows)
     assert scores["format_failure_rate"] == pytest.approx(1 / 3, abs=1e-3)
     assert scores["judge_score_parsed_only"] == 0.9
     with FakeOpenAI(reply_for=judge_reply) as fake:  # the looser reading scores the failure by its text
@@ -131,7 +142,7 @@ def test_agreement_and_kappa_against_a_human_csv(tmp_path):
     labels = tmp_path / "human.csv"
     labels.write_text("sample_id,label\ns1,A\ns2,b\ns3,A\ns4,A\ns9,tie\n")
     human = ev.read_human_labels(labels)
-    result = ev.agreement({"s1": "A", "s2": "B", "s3": "tie", "s4": "A"}, human)
+    result = figures.agreement({"s1": "A", "s2": "B", "s3": "tie", "s4": "A"}, human)
     # p_o = 3/4; p_e = .5*.75 + .25*.25 + .25*0 = .4375; kappa = (.75 - .4375) / .5625
     assert result == {"samples": 4, "agreement": 0.75, "cohen_kappa": round(0.3125 / 0.5625, 4)}
     labels.write_text("sample_id,label\ns1,A\ns2,maybe\n")
@@ -158,7 +169,7 @@ def test_train_resume_dpo_predict_and_eval_from_the_cli(tmp_path, synth_folder, 
 
     runner = CliRunner()
     sft = tmp_path / "sft"
-    flags = ["--data", str(synth_folder), "--output_dir", str(sft), "--epochs", "1", "--grad_accum", "2",
+    flags = ["--data", str(synth_folder), "--output_dir", str(sft), "--num_train_epochs", "1", "--gradient_accumulation_steps", "2",
              "--save_steps", "1", "--max_length", "512", "--history_chars", "600"]
     result = runner.invoke(app, ["next", "train", "sft", *flags])
     assert result.exit_code == 0, result.output
@@ -175,7 +186,7 @@ def test_train_resume_dpo_predict_and_eval_from_the_cli(tmp_path, synth_folder, 
 
     dpo = tmp_path / "dpo"
     result = runner.invoke(app, ["next", "train", "dpo", "--data", str(synth_folder), "--model", str(sft / "merged"),
-                                 "--output_dir", str(dpo), "--limit", "2", "--grad_accum", "2", "--epochs", "1",
+                                 "--output_dir", str(dpo), "--limit", "2", "--gradient_accumulation_steps", "2", "--num_train_epochs", "1",
                                  "--max_length", "512", "--history_chars", "600"])
     assert result.exit_code == 0, result.output
     assert json.loads((dpo / "train_summary.json").read_text())["steps"] == 1
@@ -218,7 +229,7 @@ def test_a_judge_that_stays_out_of_range_is_counted_not_averaged():
         rows = ev.score_predictions(samples, preds, judge=make_teacher(fake.url, cache_path=None))
         asked = len(fake.requests)
     assert asked == 3 and rows[0]["judge_score"] is None and "scores.0" in rows[0]["judge_error"]
-    summary = ev.summarise_scores(rows)
+    summary = figures.summarise_scores(rows)
     assert summary["judge_failures"] == 1 and summary["judge_score"] is None  # nothing judged: no mean, not 0
 
 

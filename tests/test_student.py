@@ -47,7 +47,7 @@ def trained():
     windows = student.windows(dialogues())
     history = student.pretrain(windows, teacher_scores(windows), "pairwise",
                                TrainConfig(steps=12, batch_windows=12, learning_rate=1e-4, head_learning_rate=3e-3,
-                                           threads=2), alpha=0.5)
+                                           threads=2), alpha=0.5).history_[-1]
     return student, windows, history
 
 
@@ -153,7 +153,7 @@ def test_cli_train_finetune_export_predict(tmp_path):
     result = runner.invoke(app, ["student", "finetune", str(pre), str(source), "--output", str(tuned),
                                  "--steps", "2", "--fraction", "0.5"])
     assert result.exit_code == 0, result.output
-    assert Student.load(tuned).config.history[-1]["phase"] == "finetune"
+    assert Student.load(tuned).history_[-1]["phase"] == "finetune"
     result = runner.invoke(app, ["student", "export", str(tuned)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "pred.jsonl"

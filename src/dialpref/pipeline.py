@@ -26,7 +26,7 @@ from dialpref.data import Rejects, read_dialogues
 from dialpref.data.schema import Dialogue
 from dialpref.label.run import LabelConfig, label_run, resolve_mode
 from dialpref.label.tasks import TaskSpec, load_task
-from dialpref.metrics import agreement, classification, majority_class
+from dialpref.evaluate.classification import agreement, classification, majority_class
 from dialpref.teachers.packaged import LABEL_MODEL
 
 
@@ -165,7 +165,7 @@ def train_students(config, task, train, train_rows, say, timings) -> dict:
     with _timed(timings, "student pretraining (pairwise)"):
         pretrain = student.pretrain(windows, scores, "pairwise", TrainConfig(
             epochs=config.pretrain_epochs, seed=config.seed, threads=config.threads), alpha=config.alpha,
-            seed=config.seed)
+            seed=config.seed).history_[-1]
     turns = {(d.id, i): t for d in train for i, t in enumerate(d.turns)}
     gold_windows = [w for w in student.windows(train) if task.gold(turns[w.key].labels)]
     out = {"student": student, "gold_only": None, "pretrain": pretrain, "finetune": None, "gold_examples": 0}
@@ -178,7 +178,7 @@ def train_students(config, task, train, train_rows, say, timings) -> dict:
                       threads=config.threads)
     say(f"fine-tuning on {len(chosen)} gold utterances ({config.gold_fraction:.0%}), then the same gold alone")
     with _timed(timings, "student fine-tuning (gold)"):
-        out["finetune"] = student.fit(chosen, labels, fit)
+        out["finetune"] = student.fit(chosen, labels, fit).history_[-1]
     baseline = Student(task, StudentConfig(), seed=config.seed)
     with _timed(timings, "gold-only student"):
         baseline.fit(chosen, labels, fit)

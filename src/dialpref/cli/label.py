@@ -132,6 +132,7 @@ def calibrate(
     temperature or isotonic calibration on gold dev rows, with before / after ECE."""
     import numpy as np
 
+    from dialpref.evaluate.calibration_error import quality
     from dialpref.label import calibration as cal
     from dialpref.rows import read_rows_strict, write_rows
     from dialpref.label.run import ece_by_n
@@ -145,14 +146,14 @@ def calibrate(
     probs, gold = cal.arrays(rows, classes)
     if len(gold) == 0:
         raise typer.BadParameter(f"{scores}: no row has both scores and a gold label of task {spec.name}")
-    report = {"rows": len(rows), "before": cal.quality(probs, gold, buckets)}
+    report = {"rows": len(rows), "before": quality(probs, gold, buckets)}
     curves = {"before": (probs, gold)}
     if fit is not None:
         dev_probs, dev_gold = cal.arrays(read_rows_strict(fit), classes)
-        calibrator = cal.fit_calibrator(dev_probs, dev_gold, classes, method)
+        calibrator = cal.Calibrator(method, classes).fit(dev_probs, dev_gold)
         after = calibrator.transform(probs)
         report["calibrator"] = calibrator.describe()
-        report["after"] = cal.quality(after, gold, buckets)
+        report["after"] = quality(after, gold, buckets)
         curves[f"after {method}"] = (after, gold)
         if output is not None:
             fixed = []

@@ -51,7 +51,7 @@ def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft 
     Example: dialpref next train sft --data runs/synth --output_dir runs/next/sft, then
     dialpref next train dpo --data runs/synth --model runs/next/sft/merged --output_dir runs/next/dpo
     """
-    from dialpref.next.config import parse_train_args
+    from dialpref.next_utterance.config import parse_train_args
 
     argv = list(ctx.args)
     if stage not in ("sft", "dpo") or "--help" in argv or "-h" in argv:
@@ -59,16 +59,17 @@ def train_command(ctx: typer.Context, stage: str = typer.Argument("", help="sft 
             typer.echo(f"stage is 'sft' or 'dpo', not {stage!r}", err=True)
         _train_help(ctx)
         raise typer.Exit(0 if stage in ("", "--help", "-h", "sft", "dpo") else 2)
-    config = parse_train_args(argv, prog=f"dialpref next train {stage}")
-    from dialpref.next.train import train
+    run, args = parse_train_args(stage, argv)  # type: ignore[arg-type]
+    from dialpref.next_utterance.train import train
 
-    summary = train(stage, config)  # type: ignore[arg-type]
+    summary = train(stage, run, args)  # type: ignore[arg-type]
     console.print(f"{stage}: {summary['records']} records, {summary['steps']} steps, loss {summary['train_loss']}, "
-                  f"{summary['seconds']} s -> {summary['merged'] or config.output_dir}")
+                  f"{summary['seconds']} s -> {summary['merged'] or args.output_dir}")
 
 
 def _train_help(ctx: typer.Context) -> None:
-    """`next train --help` in the same form as every other command's help (the flags are the dataclass's)."""
+    """`next train --help` in the same form as every other command's help: dialpref's own flags, then the TRL
+    flags whose default dialpref changes; every other SFTConfig / DPOConfig flag works as TRL documents it."""
     import dataclasses
 
     from rich import box
@@ -77,7 +78,7 @@ def _train_help(ctx: typer.Context) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from dialpref.next.config import NextTrainConfig
+    from dialpref.next_utterance.config import STAGE_DEFAULTS, TRAINING_DEFAULTS, NextRunConfig
 
     out = Console()
     out.print("\n [yellow]Usage:[/yellow] [bold]dialpref next train[/bold] [bold]sft|dpo[/bold] [OPTIONS]\n")
@@ -86,11 +87,18 @@ def _train_help(ctx: typer.Context) -> None:
     for name in ("flag", "type", "help"):
         table.add_column(name, style="bold cyan" if name == "flag" else "yellow" if name == "type" else None,
                          no_wrap=name != "help")
-    for f in dataclasses.fields(NextTrainConfig):
+    for f in dataclasses.fields(NextRunConfig):
         kind = str(f.type).replace("Optional[", "").rstrip("]")
         default = "required" if f.default is dataclasses.MISSING else f"default: {f.default}"
         flag = f"--{f.name}" + (f" / --no_{f.name}" if kind == "bool" else "")
         table.add_row(flag, "" if kind == "bool" else f"<{kind}>", escape(f"{f.metadata.get('help', '')} [{default}]"))
+    for name, value in {**TRAINING_DEFAULTS, **STAGE_DEFAULTS["sft"], **STAGE_DEFAULTS["dpo"]}.items():
+        stages = [s for s in ("sft", "dpo") if name in STAGE_DEFAULTS[s]]
+        note = f" ({stages[0]} only)" if len(stages) == 1 and name != "learning_rate" else ""
+        shown = "sft 2e-4, dpo 5e-5" if name == "learning_rate" else value
+        table.add_row(f"--{name}", "TRL", escape(f"TRL's flag, dialpref's default{note} [default: {shown}]"))
+    table.add_row("--...", "TRL", "Any other flag of TRL's SFTConfig (sft) or DPOConfig (dpo), e.g. --bf16, --use_cpu, "
+                  "--warmup_ratio, --max_steps: see TRL's documentation.")
     table.add_row("--config", "<path>", "A YAML file of these settings (flags given beside it win).")
     table.add_row("--help", "", "Show this message and exit.")
     out.print(Panel(table, title="Options", title_align="left", border_style="dim", box=box.ROUNDED))
@@ -119,12 +127,12 @@ def predict_command(
     prediction is reported (error column, format-failure count), never fatal."""
     from rich.table import Table
 
-    from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
+    from dialpref.next_utterance.predict import GenerationSettings, NextUtterancePredictor
 
     if (samples is None) == (conversation is None):
         console.print("[red]give exactly one of --samples or --conversation[/red]")
         raise typer.Exit(2)
-    from dialpref.next.records import STYLES
+    from dialpref.next_utterance.records import STYLES
 
     if style not in STYLES:
         console.print(f"[red]--style: {STYLE_HELP}[/red]")
@@ -152,7 +160,7 @@ def predict_command(
 def _contexts(samples: Optional[Path], conversation: Optional[Path]) -> tuple[list[list[dict]], list[str]]:
     """The conversations to predict for, and their ids: every sample of a file, or one conversation."""
     if conversation is None:
-        from dialpref.next.evaluate import read_samples
+        from dialpref.next_utterance.evaluate import read_samples
 
         rows = read_samples(samples)  # type: ignore[arg-type]
         return [s.model_dump()["context"] for s in rows], [s.id for s in rows]
@@ -189,7 +197,8 @@ def eval_command(
 ) -> None:
     """Score predictions against the real next turns: judge (0-1 rubric, best of four), embedding
     similarity (best of four), pairwise against another system (both orders; flips count as ties)."""
-    from dialpref.next import evaluate as ev
+    from dialpref.evaluate import next_utterance as figures
+    from dialpref.next_utterance import evaluate as ev
     from dialpref.teachers.factory import make_teacher
 
     wanted = {m.strip() for m in metrics.split(",") if m.strip()}
@@ -212,19 +221,19 @@ def eval_command(
                                           embedder=ev.EmbeddingSimilarity(embedder) if "embed" in wanted else None,
                                           lenient=lenient,
                                           progress=lambda d, _: bar.update(task, completed=d))
-            report["scores"] = ev.summarise_scores(scored)
+            report["scores"] = figures.summarise_scores(scored)
             output.parent.mkdir(parents=True, exist_ok=True)
             output.with_suffix(".scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))
         if "pairwise" in wanted:
             task = bar.add_task("pairwise", total=len(rows))
             pairs = ev.pairwise_compare(rows, preds, ev.read_predictions(against), teacher,  # type: ignore[arg-type]
                                         progress=lambda d, _: bar.update(task, completed=d))
-            report["pairwise"] = {"against": str(against), **ev.summarise_pairwise(pairs)}
+            report["pairwise"] = {"against": str(against), **figures.summarise_pairwise(pairs)}
             output.parent.mkdir(parents=True, exist_ok=True)
             output.with_suffix(".pairwise.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
             if human is not None:
-                report["human_agreement"] = ev.agreement({r["sample_id"]: r["verdict"] for r in pairs},
-                                                         ev.read_human_labels(human))
+                report["human_agreement"] = figures.agreement({r["sample_id"]: r["verdict"] for r in pairs},
+                                                              ev.read_human_labels(human))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2), encoding="utf-8")
     _out().print_json(json.dumps(report))
@@ -245,9 +254,9 @@ def quickstart_command(
     packaged SmolLM2 teacher, SFT then DPO SmolLM2-135M with LoRA, predict held-out conversations."""
     from rich.table import Table
     from dialpref.data import Rejects
-    from dialpref.next.config import NextTrainConfig
-    from dialpref.next.predict import GenerationSettings, NextUtterancePredictor
-    from dialpref.next.train import train
+    from dialpref.next_utterance.config import NextRunConfig, training_args
+    from dialpref.next_utterance.predict import GenerationSettings, NextUtterancePredictor
+    from dialpref.next_utterance.train import train
     from dialpref.proutt.run import select_samples, synth_run
     from dialpref.proutt.synthesize import SynthConfig
     from dialpref.teachers.factory import make_teacher
@@ -260,12 +269,13 @@ def quickstart_command(
     if not summary["samples"]:
         console.print(f"[red]no sample survived synthesis; see {output / 'synth' / 'rejects.jsonl'}[/red]")
         raise typer.Exit(1)
-    common = dict(data=str(output / "synth"), epochs=1.0, grad_accum=2, history_chars=800, max_length=768)
+    data = dict(data=str(output / "synth"), history_chars=800)
+    trl = dict(num_train_epochs=1.0, gradient_accumulation_steps=2, max_length=768)
     console.print(f"2/4 SFT on {summary['samples']} records")
-    train("sft", NextTrainConfig(output_dir=str(output / "sft"), **common))  # type: ignore[arg-type]
+    train("sft", NextRunConfig(**data), training_args("sft", output_dir=str(output / "sft"), **trl))
     console.print("3/4 DPO from the SFT model")
-    train("dpo", NextTrainConfig(output_dir=str(output / "dpo"), model=str(output / "sft" / "merged"),
-                                 **common))  # type: ignore[arg-type]
+    train("dpo", NextRunConfig(model=str(output / "sft" / "merged"), **data),
+          training_args("dpo", output_dir=str(output / "dpo"), **trl))
     rejects = Rejects(output / "held_out_rejects.jsonl")
     tests = select_samples(source, rejects, SynthConfig(), part="test", limit=held_out)
     rejects.close()

@@ -125,7 +125,7 @@ def student_train(
     options = {"alpha": alpha, "pair_mode": pairs, "seed": seed} if loss == "pairwise" else {}
     with _progress() as progress:
         history = student.pretrain(windows, matrix, loss, _train_config(epochs, steps, batch, lr, seed, threads),
-                                   _bar(progress, f"{loss} pretraining on {len(windows)} windows"), **options)
+                                   _bar(progress, f"{loss} pretraining on {len(windows)} windows"), **options).history_[-1]
     student.save(output)
     _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
 
@@ -175,7 +175,7 @@ def student_finetune(
     with _progress() as progress:
         history = student.fit(windows, labels, _train_config(epochs or 3.0, steps, batch, lr or default_lr, seed,
                                                              threads),
-                              _bar(progress, f"fine-tuning on {len(windows)} gold utterances"))
+                              _bar(progress, f"fine-tuning on {len(windows)} gold utterances")).history_[-1]
     student.save(output)
     _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
 
@@ -218,7 +218,7 @@ def predict(
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
     """Label every utterance of some dialogues with a student; accuracy and macro-F1 where gold is known."""
-    from dialpref.metrics import classification
+    from dialpref.evaluate.classification import classification
 
     from dialpref.student.model import Student
 

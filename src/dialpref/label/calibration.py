@@ -1,22 +1,19 @@
-"""How far the soft scores S are from being probabilities, and post-hoc fixes.
+"""Post-hoc fixes for soft scores S that are not yet probabilities, and their diagrams.
 
-ECE uses M equal-width buckets over the top-class confidence (max_c S_c):
-sum over buckets of |bucket| / n * |accuracy - mean confidence|. The paper
-uses M = 5; the default here is 10. Post-hoc calibration is fit on gold dev
-rows: `temperature` (one T on log S, the scores' order kept) or `isotonic`
-(one monotone map per class, one-vs-rest, then renormalised).
+The measurement itself (ECE, reliability buckets) lives in `dialpref.evaluate.calibration_error`.
+A `Calibrator` is fit on gold dev rows: `temperature` (one T on log S, the scores' order kept) or
+`isotonic` (one monotone map per class, one-vs-rest, then renormalised).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from dialpref.metrics import classification
+from dialpref.evaluate.calibration_error import ece, reliability
 
 
 def arrays(rows: Sequence[dict[str, Any]], classes: Sequence[str], key: str = "scores") -> tuple[np.ndarray, np.ndarray]:
@@ -27,93 +24,60 @@ def arrays(rows: Sequence[dict[str, Any]], classes: Sequence[str], key: str = "s
     return probs, gold
 
 
-def ece(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> float:
-    """Expected calibration error of the top-class confidence, M equal-width buckets."""
-    if len(gold) == 0:
-        return float("nan")
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, buckets + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, buckets - 1)
-    total = 0.0
-    for b in range(buckets):
-        mask = which == b
-        if mask.any():
-            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(total)
-
-
-def reliability(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> list[dict[str, float]]:
-    """Per bucket: range, count, mean confidence, accuracy (the reliability diagram's data)."""
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, buckets + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, buckets - 1)
-    out = []
-    for b in range(buckets):
-        mask = which == b
-        out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                    "confidence": float(confidence[mask].mean()) if mask.any() else None,
-                    "accuracy": float(correct[mask].mean()) if mask.any() else None})
-    return out
-
-
-def quality(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> dict[str, float]:
-    """Accuracy, macro-F1 (`metrics.classification`, full precision) and ECE of one set of scores."""
-    if len(gold) == 0:
-        return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "ece": float("nan")}
-    figures = classification(gold, probs.argmax(axis=1), range(probs.shape[1]), digits=None)
-    return {"n": int(len(gold)), **figures, "ece": ece(probs, gold, buckets)}
-
-
 # --- post-hoc calibration ----------------------------------------------------------------------
-@dataclass
+METHODS = ("temperature", "isotonic")
+
+
 class Calibrator:
-    method: str  # temperature | isotonic
-    classes: list[str]
-    temperature: float = 1.0
-    isotonic: list[Any] | None = None
+    """A post-hoc map from scores to probabilities, in scikit-learn's shape: `__init__` stores the settings,
+    `fit` learns on gold dev scores and returns self, learned state ends in `_`, `transform` applies it."""
+
+    def __init__(self, method: str = "temperature", classes: Sequence[str] = ()) -> None:
+        self.method = method
+        self.classes = list(classes)
+
+    def fit(self, probs: np.ndarray, gold: np.ndarray) -> "Calibrator":
+        """T minimising the negative log-likelihood, or one isotonic map per class (one-vs-rest)."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown calibration method {self.method!r}; one of {', '.join(METHODS)}")
+        if len(gold) < 2:
+            raise ValueError("post-hoc calibration needs at least two gold-labelled rows")
+        if self.method == "temperature":
+            self.temperature_ = _fit_temperature(probs, gold)
+        else:
+            from sklearn.isotonic import IsotonicRegression
+
+            self.isotonic_ = [IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+                              .fit(probs[:, k], (gold == k).astype(float)) for k in range(probs.shape[1])]
+        return self
 
     def transform(self, probs: np.ndarray) -> np.ndarray:
         if self.method == "temperature":
-            logits = np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature
+            logits = np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature_
             logits -= logits.max(axis=1, keepdims=True)
             out = np.exp(logits)
         else:
-            out = np.column_stack([m.predict(probs[:, k]) for k, m in enumerate(self.isotonic or [])])
+            out = np.column_stack([m.predict(probs[:, k]) for k, m in enumerate(self.isotonic_)])
             out = np.clip(out, 1e-6, None)
         return out / out.sum(axis=1, keepdims=True)
 
     def describe(self) -> dict[str, Any]:
-        return {"method": self.method, "temperature": self.temperature} if self.method == "temperature" \
+        return {"method": self.method, "temperature": self.temperature_} if self.method == "temperature" \
             else {"method": self.method}
 
 
-def fit_calibrator(probs: np.ndarray, gold: np.ndarray, classes: Sequence[str], method: str = "temperature") -> Calibrator:
-    """Fit on gold dev scores: T minimising the negative log-likelihood, or isotonic one-vs-rest."""
-    if len(gold) < 2:
-        raise ValueError("post-hoc calibration needs at least two gold-labelled rows")
-    if method == "temperature":
-        from scipy.optimize import minimize_scalar
+def _fit_temperature(probs: np.ndarray, gold: np.ndarray) -> float:
+    from scipy.optimize import minimize_scalar
 
-        log_p = np.log(np.clip(probs, 1e-12, 1.0))
+    log_p = np.log(np.clip(probs, 1e-12, 1.0))
 
-        def nll(log_t: float) -> float:
-            z = log_p / math.exp(log_t)
-            z -= z.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(z).sum(axis=1))
-            return float(-(z[np.arange(len(gold)), gold] - log_norm).mean())
+    def nll(log_t: float) -> float:
+        z = log_p / math.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(z).sum(axis=1))
+        return float(-(z[np.arange(len(gold)), gold] - log_norm).mean())
 
-        best = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
-        return Calibrator("temperature", list(classes), temperature=float(math.exp(best.x)))
-    if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
-        models = [IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, k], (gold == k)
-                                                                                       .astype(float))
-                  for k in range(probs.shape[1])]
-        return Calibrator("isotonic", list(classes), isotonic=models)
-    raise ValueError(f"unknown calibration method {method!r}; one of temperature, isotonic")
+    return float(math.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
 
 
 # --- plots -----------------------------------------------------------------------------------

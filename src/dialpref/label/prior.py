@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 from dialpref.data.schema import Dialogue, Turn
 from dialpref.label.bank import Bank, PromptSpec, utterance_queries
 from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
-from dialpref.label.scoring import class_distribution, finish_row, query_distribution
+from dialpref.label.scoring import class_distribution, finish_row, query_distribution, shares_at
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
 
@@ -141,6 +141,23 @@ def estimate_priors(kind: str, rows: list[dict[str, Any]], task: TaskSpec, teach
             priors = {pid: em_prior(rows, pid, task.class_names, prior) for pid, prior in priors.items()}
         return priors
     raise ValueError(f"unknown prior {kind!r}; one of {PRIORS}")
+
+
+def corrected_scores_at(rows: Sequence[dict[str, Any]], n: int, task: TaskSpec, kind: str = "none",
+                        divisors: dict[str, dict[str, float]] | None = None) -> list[dict[str, float]]:
+    """S of each votes row from its first n votes: per-prompt shares divided by the prompt's prior, then
+    averaged over prompts (uniform where no vote is valid). `kind="unlabelled"` takes each prompt's prior
+    from these shares themselves; another kind passes its `divisors` (prompt id -> prior)."""
+    classes = task.class_names
+    per_row = [shares_at(r, n, classes) for r in rows]
+    if kind == "unlabelled":
+        pids = {p for d in per_row for p in d}
+        divisors = {p: mean_distribution([d.get(p) for d in per_row], classes) for p in pids}
+    if kind != "none" and divisors:
+        per_row = [{p: correct(dist, divisors[p]) if p in divisors else dist for p, dist in d.items()}
+                   for d in per_row]
+    return [{c: sum(x[c] for x in d.values()) / len(d) for c in classes} if d else
+            {c: 1 / len(classes) for c in classes} for d in per_row]
 
 
 def apply_priors(rows: list[dict[str, Any]], priors: dict[str, dict[str, float]], kind: str,

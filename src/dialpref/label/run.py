@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
+from dialpref.evaluate import calibration_error
 from dialpref.files import atomic_write_text
 from dialpref.label import calibration
 from dialpref.label.bank import Bank, load_bank
@@ -155,7 +156,7 @@ def ece_by_n(rows: Sequence[dict], classes: Sequence[str], buckets: int = 10) ->
     curve = {}
     for n in sorted({n for n in VOTE_CURVE if n <= n_max} | {n_max} - {0}):
         probs, gold = calibration.arrays([{**r, "scores": scores_at(r, n, classes)} for r in rows], classes)
-        curve[n] = round(calibration.ece(probs, gold, buckets), 4)
+        curve[n] = round(calibration_error.ece(probs, gold, buckets), 4)
     return curve
 
 
@@ -164,7 +165,7 @@ def _quality(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path
     probs, gold = calibration.arrays(rows, task.class_names)
     if len(gold) == 0:
         return {}
-    result: dict[str, Any] = {"gold": calibration.quality(probs, gold, config.buckets)}
+    result: dict[str, Any] = {"gold": calibration_error.quality(probs, gold, config.buckets)}
     result["reliability_png"] = str(calibration.plot_reliability(
         {config.estimator: (probs, gold)}, output.with_name(output.stem + ".reliability.png"), config.buckets,
         title=f"{task.name}: {config.estimator}"))

@@ -119,6 +119,24 @@ def draw(probs: dict[str, float], rng: random.Random, temperature: float, top_k:
     return rng.choices([o for o, _ in kept], weights=[w for _, w in kept])[0]
 
 
+def _draw_rng(dialogue_id: str, index: int, prompt_id: str, sample: int, seed: int) -> random.Random:
+    """The generator of one drawn vote: the same vote on every run and in every process."""
+    return random.Random(stable_hash([dialogue_id, index, prompt_id, sample, seed]))
+
+
+def drawn_votes(row: dict, n: int, config: ScoringConfig = ScoringConfig()) -> list[dict[str, Any]]:
+    """n votes drawn from a row's stored per-prompt distributions (prompts taken in turn), as the
+    distribution sampler would have drawn them: turns an `expected` (or causal) row into votes."""
+    pids = list(row["per_prompt"])
+    votes = []
+    for k in range(n):
+        pid, sample = pids[k % len(pids)], k // len(pids)
+        rng = _draw_rng(row["dialogue_id"], row["turn_index"], pid, sample, config.seed)
+        votes.append({"prompt_id": pid, "sample": sample,
+                      "classes": [draw(row["per_prompt"][pid], rng, config.temperature, config.top_k, config.top_p)]})
+    return votes
+
+
 # --- one dialogue ------------------------------------------------------------------------------
 def new_row(task: TaskSpec, dialogue: Dialogue, index: int, teacher: Teacher, config: ScoringConfig) -> dict:
     turn = dialogue.turns[index]
@@ -306,7 +324,7 @@ def _drawn_answers(teacher: Teacher, queries: Sequence[Query], samples: Sequence
             yield k, sample, None, ""
         return
     for k, sample in samples:
-        rng = random.Random(stable_hash([dialogue.id, index, queries[0].prompt_id, sample, config.seed]))
+        rng = _draw_rng(dialogue.id, index, queries[0].prompt_id, sample, config.seed)
         answers = [draw(d, rng, config.temperature, config.top_k, config.top_p) for d in dists]
         yield k, sample, _vote_from(queries, answers), json.dumps(answers) if len(answers) > 1 else answers[0]
 
@@ -361,3 +379,16 @@ def scores_at(row: dict, n: int, classes: Sequence[str]) -> dict[str, float] | N
     """S of a votes row from its first n votes (the ensemble of size n)."""
     scores, valid = votes_to_scores(row["votes"][:n], classes)
     return scores if valid else None
+
+
+def shares_at(row: dict, n: int, classes: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Prompt id -> share of votes per class among a votes row's first n votes (prompts with a valid vote)."""
+    by_prompt: dict[str, list] = {}
+    for vote in row["votes"][:n]:
+        by_prompt.setdefault(vote["prompt_id"], []).append(vote)
+    out = {}
+    for pid, votes in by_prompt.items():
+        share, valid = votes_to_scores(votes, classes)
+        if valid:
+            out[pid] = share
+    return out

@@ -49,7 +49,7 @@ def export_onnx(student: Student, folder: str | Path, int8: bool = True) -> dict
     folder = Path(folder)
     if not (folder / SIDECAR).exists():
         student.save(folder)
-    model = student.model.eval().cpu()
+    model = student.build().model_.eval().cpu()
     sample = forward_ordered(model, student._collate(student._tokens([Window("x", 0, "A: hello there", "B: hi")]))([0]))
     names = list(sample)  # the model's real inputs (no token_type_ids for DistilBERT or RoBERTa)
     fp32 = folder / "model.onnx"

