@@ -241,7 +241,7 @@ def summarise(args, samples, steps: Steps, train_records: int) -> dict:
                                 for k, v in trained.items()}}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--eval-samples", type=int, default=100)
@@ -266,10 +266,12 @@ def main() -> None:
     parser.add_argument("--judge", default="smollm2-135m")
     parser.add_argument("--phase", choices=["all", "train", "predict"], default="all",
                         help="Stop after this phase (every phase resumes).")
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    steps = Steps(args.work / "steps.json")
+    return parser.parse_args()
 
+
+def data(args, steps: Steps):
+    """The synthesized training rows (synthesized first if the run has none) and the held-out samples,
+    checked to share no conversation."""
     if not (args.synth_run / "synth.jsonl").exists():
         from dialpref.proutt.run import synth_run
 
@@ -282,9 +284,17 @@ def main() -> None:
     rejects.close()
     held_out = {s.conversation_key for s in samples}
     seen = {r["dialogue_id"].rpartition("_")[0] or r["dialogue_id"] for r in train_rows}
-    assert not held_out & seen, f"evaluation conversations were synthesized: {sorted(held_out & seen)[:3]}"
+    if held_out & seen:
+        raise SystemExit(f"evaluation conversations were synthesized: {sorted(held_out & seen)[:3]}")
     log(f"{len(train_rows)} training samples, {len(samples)} held-out samples")
+    return train_rows, samples
 
+
+def main() -> None:
+    args = parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    steps = Steps(args.work / "steps.json")
+    train_rows, samples = data(args, steps)
     judge = embedder = None
     path = None
     for seed in args.seeds:
@@ -308,6 +318,7 @@ def main() -> None:
             pairwise_seed(seed, samples, args, steps, judge)
             path = write_result("proutt_next_utterance", summarise(args, samples, steps, len(train_rows)))
             log(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

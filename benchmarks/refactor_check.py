@@ -92,16 +92,19 @@ def kept(key: str) -> bool:
     return not any(word in key.lower() for word in VOLATILE)
 
 
-def differences(before: dict, after: dict) -> list[dict]:
+def differences(before: dict, after: dict) -> tuple[list[dict], list[str]]:
+    """Figures both runs state with different values, and the keys only one of them states (a field a
+    change added is not a figure that moved)."""
     a, b = flatten(before), flatten(after)
     out = []
-    for key in sorted(k for k in set(a) | set(b) if kept(k)):
-        x, y = a.get(key, "<missing>"), b.get(key, "<missing>")
+    for key in sorted(k for k in set(a) & set(b) if kept(k)):
+        x, y = a[key], b[key]
         same = x == y or (isinstance(x, float) and isinstance(y, float) and math.isclose(x, y, rel_tol=1e-9,
                                                                                          abs_tol=1e-12))
         if not same:
             out.append({"key": key, "before": x, "after": y})
-    return out
+    only = sorted(f"{'after' if k in b else 'before'} only: {k}" for k in set(a) ^ set(b) if kept(k))
+    return out, only
 
 
 def check(name: str, before: Path, after: Path) -> dict:
@@ -112,15 +115,18 @@ def check(name: str, before: Path, after: Path) -> dict:
     for tree in (before, after):
         restore_data(tree)
     diffs: list[dict] = []
+    one_sided: list[str] = []
     for file in files:
         paths = [tree / "benchmarks" / "results" / f"{file}.json" for tree in (before, after)]
         if not all(p.exists() for p in paths):
             diffs.append({"key": file, "before": paths[0].exists(), "after": paths[1].exists()})
             continue
-        diffs += [{**d, "file": file} for d in differences(*(json.loads(p.read_text()) for p in paths))]
+        moved, only = differences(*(json.loads(p.read_text()) for p in paths))
+        diffs += [{**d, "file": file} for d in moved]
+        one_sided += only
     return {"command": "python benchmarks/" + " ".join(args), "exit_codes": codes, "same_figures": not diffs and
             set(codes.values()) == {0}, "differences": diffs[:20], "differing_keys": len(diffs),
-            "seconds_both": round(time.perf_counter() - started, 1)}
+            "keys_in_one_run_only": one_sided[:20], "seconds_both": round(time.perf_counter() - started, 1)}
 
 
 def main() -> None:
