@@ -36,6 +36,11 @@ SAMPLERS = ("generate", "distribution")
 
 @dataclass(frozen=True)
 class ScoringConfig:
+    """How one utterance's scores are drawn from a teacher: `expected` reads each option's probability in one
+    call; `votes` asks N times (`generate`: real sampled answers; `distribution`: drawn from the option
+    probabilities with the same temperature / top-k / top-p: far cheaper; generate_fidelity.py measures the
+    gap)."""
+
     estimator: str = "expected"
     votes: int = 10  # N, answers per utterance over the whole bank (votes estimator)
     sampler: str = "generate"

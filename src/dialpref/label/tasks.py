@@ -20,6 +20,10 @@ KINDS = ("binary", "multiclass")
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """What is labelled, as data: the classes with a one-line description each (the prompts show them to the
+    teacher), the roles whose turns are labelled, and where the gold label sits (`gold_key`, `gold_map`), so a
+    user's task is a YAML file, not code."""
+
     name: str
     kind: str  # binary | multiclass
     classes: dict[str, str]  # class name -> one-line description

@@ -27,6 +27,9 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class GenerationSettings:
+    """How a trained model writes its traces; `think_budget` forces `</think><predict>` after that many tokens,
+    since a small model left alone reasons until the cap and never predicts."""
+
     max_new_tokens: int = 256
     simulator_max_new_tokens: int = 64  # one user turn, not a trace
     batch_size: int = 16

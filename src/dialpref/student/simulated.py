@@ -23,6 +23,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class NoiseModel:
+    """A teacher's failure modes as numbers (see above), so a table can say how a method fares under a
+    teacher of known quality, which a real teacher never tells."""
+
     flip: float = 0.2
     bias: float = 1.0
     noise: float = 0.5

@@ -8,6 +8,9 @@ from torch.nn import functional as F
 
 
 class GoldCrossEntropyLoss(nn.Module):
+    """Gold labels after teacher pretraining (and alone, for the fine-tune-only baseline); `groups` is taken
+    and ignored so that every loss has the same call."""
+
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.label_smoothing = label_smoothing

@@ -19,6 +19,11 @@ from dialpref.student.pairs import pair_indices
 
 
 class AdaptiveMarginPairwiseLoss(nn.Module):
+    """The paper's loss, in sentence-transformers' shape (a module with `get_config_dict`): pairs come from one
+    dialogue only (`pair_mode="intra"`), where a teacher's bias is shared and its order is what carries
+    information; `min_gap` drops pairs the teacher cannot tell apart, `max_pairs_per_dialogue` bounds the
+    quadratic count of a long dialogue."""
+
     def __init__(self, alpha: float = 0.5, pair_mode: str = "intra", max_pairs_per_dialogue: int | None = None,
                  min_gap: float = 0.05, score: str = "log_softmax", seed: int = 0) -> None:
         super().__init__()

@@ -12,6 +12,8 @@ from torch.nn import functional as F
 
 
 class SoftLabelPointwiseLoss(nn.Module):
+    """The baseline the pairwise loss is measured against: the same scores, without the comparison."""
+
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
