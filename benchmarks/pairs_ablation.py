@@ -11,8 +11,6 @@ teacher (teacher_scores.py) and the simulated teachers (labelled as such).
 
 from __future__ import annotations
 
-import gzip
-import json
 import sys
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from _common import RESULTS, write_result  # noqa: E402
 from teacher_scores import OUT as SCORES  # noqa: E402
 
 from dialpref.label.tasks import BUILTIN  # noqa: E402
+from dialpref.rows import read_rows_strict  # noqa: E402
 from dialpref.student.simulated import LEVELS, simulate_scores  # noqa: E402
 
 TASKS = {"dailydialog_acts": "dialogue_act", "meld_sentiment": "sentiment"}
@@ -62,7 +61,7 @@ def main() -> None:
     result, panels = {"datasets": {}}, []
     for dataset, task_name in TASKS.items():
         task = BUILTIN[task_name]
-        rows = [json.loads(line) for line in gzip.open(SCORES / f"{dataset}_pool.jsonl.gz", "rt")]
+        rows = read_rows_strict(SCORES / f"{dataset}_pool.jsonl.gz")
         rows = [r for r in rows if r["scores"] and r["gold"] in task.classes]
         gold = np.array([task.class_names.index(r["gold"]) for r in rows])
         dialogues = np.array([r["dialogue_id"] for r in rows])

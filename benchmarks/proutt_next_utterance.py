@@ -40,6 +40,7 @@ from dialpref.next_utterance.config import NextRunConfig, training_args  # noqa:
 from dialpref.next_utterance.train import synth_rows, train  # noqa: E402
 from dialpref.proutt.run import select_samples  # noqa: E402
 from dialpref.proutt.synthesize import SynthConfig  # noqa: E402
+from dialpref.rows import read_rows_strict  # noqa: E402
 from dialpref.teachers.factory import make_teacher  # noqa: E402
 
 SHAREGPT = SHARED_DATA / "sharegpt" / "sharegpt_v3_4k.jsonl.gz"
@@ -172,22 +173,21 @@ def collect(args, tag: str) -> dict:
             root = gen_dir(seed, system, tag, args)
             path = root / f"{system}.scores.jsonl"
             if path.exists():
-                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                rows = read_rows_strict(path)
                 entry = {"seed": seed, **summarise_scores(rows)}
                 loose = root / f"{system}.lenient.jsonl"
                 if loose.exists():
-                    lenient = summarise_scores([json.loads(line) for line in loose.read_text().splitlines()])
+                    lenient = summarise_scores(read_rows_strict(loose))
                     entry["lenient"] = {"embed_sim": lenient["embed_sim"]}
                 predictions = root / f"{system}.predictions.jsonl"
                 if STYLE[system] != "simulator" and predictions.exists():
-                    forced = [json.loads(line).get("budget_forced", False)
-                              for line in predictions.read_text().splitlines()]
+                    forced = [row.get("budget_forced", False) for row in read_rows_strict(predictions)]
                     entry["budget_forced_rate"] = round(sum(forced) / len(forced), 4)
                 systems[system].append(entry)
         for other in SYSTEMS:
             path = gen_dir(seed, "proutt_dpo", tag, args) / f"pairwise_proutt_dpo_vs_{other}.jsonl"
             if path.exists():
-                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                rows = read_rows_strict(path)
                 win_tie_loss.setdefault(other, {})[f"seed{seed}"] = summarise_pairwise(rows)
 
     def stat(values: list[float | None]) -> dict:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import json
 import math
 import sys
@@ -48,6 +47,7 @@ from teacher_scores import OUT as SCORES, TEST, TRAIN  # noqa: E402
 from dialpref.data import Rejects, read_dialogues  # noqa: E402
 from dialpref.evaluate.classification import classification  # noqa: E402
 from dialpref.label.tasks import BUILTIN  # noqa: E402
+from dialpref.rows import read_rows_strict  # noqa: E402
 from dialpref.student.model import Student, StudentConfig  # noqa: E402
 from dialpref.student.simulated import LEVELS, simulate_scores  # noqa: E402
 from dialpref.student.train import TrainConfig  # noqa: E402
@@ -95,7 +95,7 @@ def keep(windows, by_key, task, need_scores: bool = True) -> Part:
 
 def small_part(dataset: str, part: str, task, probe: Student) -> Part:
     """A part scored by teacher_scores.py (the rows hold scores and gold)."""
-    rows = [json.loads(line) for line in gzip.open(SCORES / f"{dataset}_{part}.jsonl.gz", "rt")]
+    rows = read_rows_strict(SCORES / f"{dataset}_{part}.jsonl.gz")
     by_key = {(r["dialogue_id"], r["turn_index"]): r for r in rows}
     path, split = (TRAIN if part == "pool" else TEST)[dataset]
     ids = dict.fromkeys(r["dialogue_id"] for r in rows)

@@ -4,11 +4,12 @@
 `read_rows_lenient` (a damaged line is skipped: the file is a run's own append log, whose last line a kill
 may have cut; that record is made again from the cache).
 
-Parquet needs pyarrow (`pip install 'dialpref[parquet]'`); JSONL needs nothing.
+Parquet needs pyarrow (`pip install 'dialpref[parquet]'`); JSONL (also gzipped, `.jsonl.gz`) needs nothing.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Iterable
@@ -46,7 +47,7 @@ def read_rows_strict(path: str | Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         return _pyarrow().parquet.read_table(path).to_pylist()
     rows = []
-    with path.open(encoding="utf-8") as handle:
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 try:

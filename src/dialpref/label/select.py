@@ -10,8 +10,8 @@ from typing import Any, Sequence
 from pydantic import BaseModel, Field
 
 from dialpref.data.schema import Dialogue
-from dialpref.label.bank import Bank, PromptSpec, default_instructions, environment
 from dialpref.evaluate.calibration_error import quality
+from dialpref.label.bank import Bank, PromptSpec, default_instructions, environment
 from dialpref.label.calibration import arrays
 from dialpref.label.prior import apply_priors, estimate_priors
 from dialpref.label.scoring import ScoringConfig, score_dialogue

@@ -15,7 +15,6 @@ A sample with no parseable prediction scores 0 and loses pairwise (see `dialpref
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -24,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from dialpref.next_utterance.parse import Prediction, lenient_predictions
 from dialpref.proutt.samples import NextTurnSample, shorten
+from dialpref.rows import read_rows_strict
 from dialpref.proutt.stages import render
 from dialpref.teachers.base import Teacher
 from dialpref.teachers.calls import structured
@@ -49,17 +49,12 @@ class PairwiseAnswer(BaseModel):
 
 
 def read_predictions(path: str | Path) -> dict[str, Prediction]:
-    out = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out[row["sample_id"]] = Prediction(**row)
-    return out
+    """Sample id -> prediction; a damaged line is an error naming file and line (the file is an input)."""
+    return {row["sample_id"]: Prediction(**row) for row in read_rows_strict(path)}
 
 
 def read_samples(path: str | Path) -> list[NextTurnSample]:
-    return [NextTurnSample.model_validate_json(line) for line in Path(path).read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [NextTurnSample.model_validate(row) for row in read_rows_strict(path)]
 
 
 @dataclass
