@@ -15,19 +15,16 @@ from typing import Any, Literal, get_args
 from dialpref.proutt.export import prediction_prompt, row_language
 from dialpref.proutt.preference import Trace
 from dialpref.proutt.samples import HistoryBudget, render_history
+from dialpref.proutt.stages import render
 
 Style = Literal["proutt", "proutt_no_tree", "simulator"]
 STYLES: tuple[str, ...] = get_args(Style)
-
-SIMULATOR_PROMPT = ("You are the user in this user-assistant conversation. Write your next message to the "
-                    "assistant, exactly as you would type it.\n\n[Conversation history]\n{history}")
-
 
 def prompt_for(context: list[dict], style: Style, budget: HistoryBudget = HistoryBudget(), language: str = "") -> str:
     """The user message a model of `style` is given for a conversation: the same at training and prediction."""
     history = render_history(context, budget)
     if style == "simulator":
-        return SIMULATOR_PROMPT.format(history=history)
+        return render("simulator.jinja", strip=False, history=history)
     return prediction_prompt(history, language, with_tree=style != "proutt_no_tree")
 
 

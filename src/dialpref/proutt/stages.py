@@ -77,8 +77,10 @@ def _load(name: str) -> str:
     return resources.files("dialpref.proutt").joinpath("prompts", name).read_text(encoding="utf-8")
 
 
-def render(template: str, **variables: Any) -> str:
-    return _env().get_template(template).render(**variables).strip()
+def render(template: str, strip: bool = True, **variables: Any) -> str:
+    """A prompt from prompts/<template>; `strip=False` keeps the variables' own edge whitespace."""
+    text = _env().get_template(template).render(**variables)
+    return text.strip() if strip else text
 
 
 class StageFailed(RuntimeError):
