@@ -139,15 +139,17 @@ def test_judge_best_of_four_and_pairwise_flips_over_http(tmp_path):
 
 
 def test_agreement_and_kappa_against_a_human_csv(tmp_path):
+    from dialpref.next_utterance.annotate import read_answers
+
     labels = tmp_path / "human.csv"
-    labels.write_text("sample_id,label\ns1,A\ns2,b\ns3,A\ns4,A\ns9,tie\n")
-    human = ev.read_human_labels(labels)
+    labels.write_text("sample_id,label\ns1,A\ns2,b\ns3,A\ns4,A\ns9,tie\n")  # the older two-column form
+    human = figures.human_majority(read_answers(labels))
     result = figures.agreement({"s1": "A", "s2": "B", "s3": "tie", "s4": "A"}, human)
     # p_o = 3/4; p_e = .5*.75 + .25*.25 + .25*0 = .4375; kappa = (.75 - .4375) / .5625
     assert result == {"samples": 4, "agreement": 0.75, "cohen_kappa": round(0.3125 / 0.5625, 4)}
     labels.write_text("sample_id,label\ns1,A\ns2,maybe\n")
-    with pytest.raises(ValueError, match=r"human.csv:3: label 'maybe'"):
-        ev.read_human_labels(labels)
+    with pytest.raises(ValueError, match=r"human.csv:3: verdict 'maybe'"):
+        read_answers(labels)
 
 
 def test_embedding_similarity_is_best_of_four_and_failures_score_zero():

@@ -186,8 +186,10 @@ def eval_command(
     judge: str = typer.Option(CHAT_MODEL, help="Judge: a packaged model, a .gguf or a server URL "
                                                    "($OPENAI_API_KEY)."),
     server_model: str = typer.Option("default", help="Model name to send to a server judge."),
-    human: Optional[Path] = typer.Option(None, help="CSV of human verdicts (sample_id,label with A/B/tie) to "
-                                                   "measure the judge's pairwise agreement and Cohen's kappa."),
+    human: Optional[Path] = typer.Option(None, help="Human verdicts: the CSV `next annotate` writes (or sample_id,"
+                                                   "label with A/B/tie): the judge's agreement with the people's "
+                                                   "majority, Cohen's kappa, and leave-one-out agreement between "
+                                                   "annotators."),
     embedder: Optional[str] = typer.Option(None, help="Sentence embedding model (default packaged MiniLM)."),
     output: Path = typer.Option(Path("runs/next/eval.json"), "--output", "-o", help="Report JSON (+ per-sample "
                                                                                     "rows beside it)."),
@@ -232,14 +234,43 @@ def eval_command(
             output.parent.mkdir(parents=True, exist_ok=True)
             output.with_suffix(".pairwise.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
             if human is not None:
-                report["human_agreement"] = figures.agreement({r["sample_id"]: r["verdict"] for r in pairs},
-                                                              ev.read_human_labels(human))
+                from dialpref.next_utterance.annotate import read_answers
+
+                report["human_agreement"] = figures.human_report({r["sample_id"]: r["verdict"] for r in pairs},
+                                                                 read_answers(human))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2), encoding="utf-8")
     _out().print_json(json.dumps(report))
 
 
 SHARED_SHAREGPT = Path("../shared/data/sharegpt/sharegpt_v3_4k.jsonl.gz")
+
+
+@next_app.command("annotate")
+def annotate_command(
+    samples: Path = typer.Option(..., help="Samples JSONL (the conversations and their real next turns)."),
+    a: Path = typer.Option(..., "--a", help="System A's predictions JSONL."),
+    b: Path = typer.Option(..., "--b", help="System B's predictions JSONL."),
+    output: Path = typer.Option(Path("runs/next/human.csv"), "--output", "-o",
+                                help="Answers CSV: sample_id, annotator, shown_order, verdict, timestamp. A restart "
+                                     "resumes from it; give it to `next eval --human`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8765, help="Port (0: any free one)."),
+    seed: int = typer.Option(0, help="Seed of the left / right order drawn per sample and annotator."),
+) -> None:
+    """A local web page for people to say which of two systems predicted the next user turn better.
+
+    Each annotator types a name, then sees the conversation, the real next turn and both systems'
+    predictions, blind and in a random left / right order (recorded); buttons or keys a / b / t / x
+    answer A, B, tie or both bad. Every answer is written at once, so stopping loses nothing.
+    """
+    from dialpref.next_utterance.annotate import AnnotationStore
+    from dialpref.next_utterance.annotate_app import run
+
+    store = AnnotationStore.open(samples, a, b, output, seed)
+    answered = sum(len(v) for v in store.done.values())
+    run(store, host, port, on_ready=lambda url: console.print(
+        f"annotate {len(store.samples)} samples at {url}  ({answered} answers already in {output}; Ctrl-C stops)"))
 
 
 @next_app.command("quickstart")

