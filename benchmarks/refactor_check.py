@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-WORK = Path("/tmp/dialpref-refactor-check")
-NAME = "refactor_check"
+WORK_ROOT = Path("/tmp/dialpref-refactor-check")
+WORK = WORK_ROOT
 # benchmark -> (arguments, result files it writes)
 SLICES: dict[str, tuple[list[str], list[str]]] = {
     "table1_real": (["table1.py", "--dataset", "dailydialog_acts", "--seeds", "0", "--fractions", "5",
@@ -63,7 +63,7 @@ def worktree(name: str, commit: str) -> Path:
         (WORK / "cache").mkdir(exist_ok=True)
         (tree / "benchmarks" / ".cache").symlink_to(WORK / "cache", target_is_directory=True)
     subprocess.run(["git", "-C", str(tree), "checkout", "-q", "--detach", commit], check=True)
-    if not (WORK / "shared").exists():
+    if not (WORK / "shared").exists():  # benchmarks find ../shared beside the checkout
         (WORK / "shared").symlink_to(REPO.parent / "shared", target_is_directory=True)
     return tree
 
@@ -134,9 +134,12 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="a commit before the change")
     parser.add_argument("--after", default="HEAD")
     parser.add_argument("--only", nargs="*", choices=list(SLICES), help="these benchmarks (default: all)")
+    parser.add_argument("--name", default="refactor_check", help="result file (and work folder) name")
     args = parser.parse_args()
+    global WORK
+    WORK = WORK_ROOT if args.name == "refactor_check" else WORK_ROOT.with_name(WORK_ROOT.name + "-" + args.name)
     before, after = worktree("before", args.before), worktree("after", args.after)
-    out = RESULTS / f"{NAME}.json"
+    out = RESULTS / f"{args.name}.json"
     results = json.loads(out.read_text()).get("benchmarks", {}) if out.exists() else {}
     commits = {side: subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,
                                     text=True).stdout.strip() for side, tree in (("before", before), ("after", after))}
@@ -146,7 +149,7 @@ def main() -> None:
         results[name] = {**check(name, before, after), "commits": commits}
         print(f"{time.strftime('%H:%M:%S')} {name}: same figures {results[name]['same_figures']} "
               f"({results[name]['differing_keys']} differing keys)", flush=True)
-        write_result(NAME, {"before": commits["before"], "after": commits["after"], "benchmarks": results})
+        write_result(args.name, {"before": commits["before"], "after": commits["after"], "benchmarks": results})
 
 
 if __name__ == "__main__":

@@ -111,3 +111,25 @@ def test_records_are_trl_conversational_forms():
     assert dpo["prompt"][0]["role"] == "user" and dpo["chosen"][0]["content"] == "<think>c</think>"
     assert dpo["rejected"] == [{"role": "assistant", "content": "<think>r</think>"}]
     assert json.loads(dpo["provenance"])["intent_tree"] == {"T": {}}
+
+
+def test_degenerate_synthesis_checks_give_their_reasons():
+    from dialpref.proutt import checks
+
+    hotel = "user: 我想在北京找一家酒店。\nassistant: 好的，您的预算是多少？"
+    assert "Code debugging" in checks.tree_from_prompt({"Code debugging": {"Python": "Python"}}, hotel)
+    assert checks.tree_from_prompt({"Coding": {"language": "Python"}}, "user: my Python script fails") is None
+    assert checks.tree_from_prompt({"Travel": {"language": "Japanese"}}, "user: a trip to Japan") is None  # one word
+    for junk in ('"] ,"', "1.0 1.0 1.0 1.0", "Topic -> New topic - Attribute", "..."):
+        assert checks.placeholder(junk), junk
+    for fine in ("How much does a week in Kyoto cost?", "好的，收到，谢谢你！", "print(x[0]) fails, why?"):
+        assert checks.placeholder(fine) is None, fine
+    assert "latin" in checks.wrong_language(["Thanks, it is booked."], "Chinese", hotel)
+    assert checks.wrong_language(["好的，我订了。"], "Chinese", hotel) is None
+    assert checks.wrong_language(["Thanks!"], "the language of the conversation", hotel)  # the chat's own script
+    assert checks.wrong_language(["Thanks!"], "the language of the conversation", "user: hello there") is None
+    assert checks.blind_scorer(1.0, 1.0) and checks.blind_scorer(0.9, 0.2) is None
+    assert checks.blind_scorer(0.0, 0.0) is None  # two zeros can be right: the predictions match neither turn
+    record = {"top_sim": 1.0, "negative_top_sim": 0.9, "target": "好的，收到，谢谢你！",
+              "insight": {"mining": {"predictions": ["Topic one", "Topic two"]}, "exploration": {"predictions": []}}}
+    assert len(checks.suspicions(record)) == 2

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dialpref.cli import app
+from dialpref.proutt.checks import CHECKS
 from dialpref.proutt.run import synth_run
 from dialpref.rows import read_rows_lenient
 from dialpref.proutt.synthesize import SynthConfig
@@ -32,11 +33,14 @@ def canned(payload):
     if title == "Insight":
         if "broken" in text:
             return '{"mining": {"reasoning": "cut'
-        view = {"reasoning": "r", "path": "Cooking -> sauce", "predictions": ["orig one?", "orig two?"]}
-        explore = {**view, "predictions": ["orig three?", "orig four?"]}
+        chinese = "in Chinese" in text  # answer in the language asked for (the wrong one is rejected)
+        view = {"reasoning": "r", "path": "Cooking -> sauce",
+                "predictions": ["原来的第一个问题？", "原来的第二个问题？"] if chinese else ["orig one?", "orig two?"]}
+        explore = {**view, "predictions": ["原来的第三个问题？", "原来的第四个问题？"] if chinese else ["orig three?", "orig four?"]}
         return json.dumps({"mining": view, "exploration": explore})
-    if title == "Scores":
-        similarity = next((SIMILARITY[w] for w in SIMILARITY if w in text), 0.5)
+    if title == "Scores":  # the real next turn asks about sauce; the sample's negative (its first turn) does not
+        real = text.split('Real next user turn:\n"""')[1].split('"""')[0]
+        similarity = next((SIMILARITY[w] for w in SIMILARITY if w in real), 0.5) if "sauce" in real else 0.0
         return json.dumps({"scores": [{"reason": "r", "similarity": similarity}] + [{"reason": "r",
                                                                                           "similarity": 0.0}] * 3})
     if title == "GoldView":
@@ -147,7 +151,9 @@ def test_real_smollm2_synthesis_keeps_provenance(tmp_path, smollm2):
         assert stages["category_reasoning"]["evaluated_prompt_tokens"] < stages["category_reasoning"]["prompt_tokens"]
         assert summary["tokens_per_sample"] > 0
     else:
-        assert rejects[0]["reason"].startswith("stage ") and rejects[0]["raw"]["raw_outputs"]
+        reason = rejects[0]["reason"]  # a failed stage keeps its raw answers; a degenerate sample names its check
+        assert (reason.startswith("stage ") and rejects[0]["raw"]["raw_outputs"]) or \
+            reason.split(":")[0].removeprefix("check ") in CHECKS
 
 
 @pytest.mark.skipif(importlib.util.find_spec("trl") is None, reason="TRL not installed: pip install -e '.[next]'")
@@ -185,3 +191,28 @@ def test_trl_trainers_load_the_records_without_conversion(tmp_path, server):
     assert {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dpo_trainer.train_dataset.column_names)
     first = dpo_trainer.train_dataset[0]
     assert first["chosen_ids"] != first["rejected_ids"]
+
+
+def test_degenerate_samples_are_rejected_with_their_check(tmp_path, monkeypatch):
+    """A teacher answering English for Chinese, or a scorer rating every turn alike, gives rejects that name
+    the check; the summary counts them; `--no-checks` keeps the samples."""
+    def english_and_blind(payload):
+        title = payload["response_format"]["json_schema"]["schema"]["title"]
+        if title == "Scores":  # the same high score whatever the turn
+            return json.dumps({"scores": [{"reason": "r", "similarity": 0.9}] * 4})
+        return canned({**payload, "messages": [{"content": m["content"].replace("in Chinese", "in English")}
+                                               for m in payload["messages"]]})
+
+    chats = tmp_path / "chats.jsonl"
+    write_chats(chats, words=("alpha", "beta"))
+    with FakeOpenAI(reply_for=english_and_blind) as fake:
+        teacher = make_teacher(fake.url, cache_path=None)
+        chinese = synth_run(str(chats), tmp_path / "zh", teacher, SynthConfig(language="Chinese"))
+        blind = synth_run(str(chats), tmp_path / "blind", teacher, SynthConfig())
+        unchecked = synth_run(str(chats), tmp_path / "off", teacher, SynthConfig(checks=False))
+    assert chinese["samples"] == 0 and chinese["check_rejections"] == {"wrong_language": 2}
+    assert blind["samples"] == 0 and blind["check_rejections"] == {"blind_scorer": 2}
+    reasons = [r["reason"] for r in read_rows_lenient(tmp_path / "blind" / "rejects.jsonl") if r.get("id")]
+    assert all(r.startswith("check blind_scorer: the scorer gives another turn") for r in reasons)
+    assert unchecked["samples"] == 2 and "negative_scoring" not in read_rows_lenient(
+        tmp_path / "off" / "synth.jsonl")[0]["stages"]

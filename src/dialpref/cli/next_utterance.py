@@ -186,10 +186,8 @@ def eval_command(
     judge: str = typer.Option(CHAT_MODEL, help="Judge: a packaged model, a .gguf or a server URL "
                                                    "($OPENAI_API_KEY)."),
     server_model: str = typer.Option("default", help="Model name to send to a server judge."),
-    human: Optional[Path] = typer.Option(None, help="Human verdicts: the CSV `next annotate` writes (or sample_id,"
-                                                   "label with A/B/tie): the judge's agreement with the people's "
-                                                   "majority, Cohen's kappa, and leave-one-out agreement between "
-                                                   "annotators."),
+    human: Optional[Path] = typer.Option(None, help="The CSV `next annotate` writes: the judge against the people's "
+                                                   "majority, Cohen's kappa, leave-one-out between annotators."),
     embedder: Optional[str] = typer.Option(None, help="Sentence embedding model (default packaged MiniLM)."),
     output: Path = typer.Option(Path("runs/next/eval.json"), "--output", "-o", help="Report JSON (+ per-sample "
                                                                                     "rows beside it)."),
@@ -201,6 +199,7 @@ def eval_command(
     similarity (best of four), pairwise against another system (both orders; flips count as ties)."""
     from dialpref.evaluate import next_utterance as figures
     from dialpref.next_utterance import evaluate as ev
+    from dialpref.next_utterance.annotate import read_answers
     from dialpref.teachers.factory import make_teacher
 
     wanted = {m.strip() for m in metrics.split(",") if m.strip()}
@@ -234,8 +233,6 @@ def eval_command(
             output.parent.mkdir(parents=True, exist_ok=True)
             output.with_suffix(".pairwise.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
             if human is not None:
-                from dialpref.next_utterance.annotate import read_answers
-
                 report["human_agreement"] = figures.human_report({r["sample_id"]: r["verdict"] for r in pairs},
                                                                  read_answers(human))
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,12 @@ synth_app = typer.Typer(
     no_args_is_help=True)
 
 
+# what `synth run` prints of its summary.json
+SUMMARY_KEYS = ("samples", "rejected_samples", "check_rejections", "synthesized_this_run", "skipped_short_conversations",
+                "tokens_per_sample", "evaluated_prompt_tokens_per_sample", "seconds_per_sample", "tau_bands",
+                "json_valid_first_try", "json_valid_after_retry", "files")
+
+
 @synth_app.command("run")
 def synth_run_command(
     source: str = typer.Argument(..., help="Chat logs: ShareGPT, LMSYS, OpenAI messages or CrossWOZ "
@@ -48,6 +54,9 @@ def synth_run_command(
                                                            "(docs/data.md)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try the samples an earlier run rejected "
                                       "again, asking the teacher afresh where its answer was invalid."),
+    checks: bool = typer.Option(True, help="Reject degenerate samples with their reason: a tree copied from the "
+                                           "prompt, placeholder predictions, the wrong language, a scorer that "
+                                           "rates another user turn as high as the real one (docs/proutt.md)."),
 ) -> None:
     """Synthesize preference-labelled intent reasoning (ProUtt) from chat logs.
 
@@ -57,26 +66,18 @@ def synth_run_command(
     """
     from dialpref.proutt.samples import HistoryBudget
     from dialpref.proutt.synthesize import SynthConfig
-    from dialpref.teachers.factory import make_teacher
 
     if mode not in ("last", "all") or part not in ("all", "train", "test"):
         console.print("[red]--mode is 'last' or 'all'; --part is 'all', 'train' or 'test'[/red]")
         raise typer.Exit(2)
-    try:
-        config = SynthConfig(mode=mode, history=HistoryBudget(max_chars=history_chars), retries=retries,  # type: ignore[arg-type]
-                             temperature=temperature, seed=seed, tau_high=tau_high, tau_low=tau_low, language=language)
-        llm = make_teacher(teacher, server_model=server_model, cache_path=cache, concurrency=concurrency,
-                           n_ctx=4096, retry_failed=retry_failed)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+    settings = dict(mode=mode, history=HistoryBudget(max_chars=history_chars), retries=retries, checks=checks,
+                    temperature=temperature, seed=seed, tau_high=tau_high, tau_low=tau_low, language=language)
+    config, llm = _config_and_teacher(SynthConfig, settings, teacher, server_model=server_model, cache_path=cache,
+                                      concurrency=concurrency, n_ctx=4096, retry_failed=retry_failed)
     summary = _synthesize(source, output, llm, config, retry_failed=retry_failed, mapping=map, format=format,
                           part=part, test_share=test_share, limit=limit, concurrency=concurrency,
                           llamafactory=llamafactory)
-    keys = ("samples", "rejected_samples", "synthesized_this_run", "skipped_short_conversations", "tokens_per_sample",
-            "evaluated_prompt_tokens_per_sample", "seconds_per_sample", "tau_bands", "json_valid_first_try",
-            "json_valid_after_retry", "files")
-    _out().print_json(json.dumps({k: summary.get(k) for k in keys}))
+    _out().print_json(json.dumps({k: summary.get(k) for k in SUMMARY_KEYS}))
 
 
 @synth_app.command("view")
@@ -95,6 +96,17 @@ def synth_view_command(
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
     console.print(f"wrote {path}")
+
+
+def _config_and_teacher(config_class, settings: dict, teacher: str, **options):
+    """The synthesis config and the teacher, or a one-line error (exit 1) for settings that cannot work."""
+    from dialpref.teachers.factory import make_teacher
+
+    try:
+        return config_class(**settings), make_teacher(teacher, **options)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
 
 
 def _synthesize(source, output, llm, config, **options) -> dict:

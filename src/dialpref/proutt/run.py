@@ -25,6 +25,7 @@ from dialpref.data import Rejects, read_dialogues
 from dialpref.files import atomic_write, atomic_write_text, output_lock
 from dialpref.proutt.export import export_records
 from dialpref.proutt.samples import NextTurnSample, SampleStats, iter_samples, split_of
+from dialpref.proutt.checks import CheckFailed
 from dialpref.proutt.stages import StageFailed
 from dialpref.proutt.synthesize import SynthConfig, synthesize_sample
 from dialpref.rows import read_rows_lenient
@@ -46,7 +47,7 @@ def select_samples(source: str, rejects: Rejects, config: SynthConfig, *, format
 
 def _sample_failure(row: dict[str, Any]) -> bool:
     """A reject row written for a sample that failed (not a record the reader could not use)."""
-    return str(row.get("reason", "")).startswith(("stage ", "teacher: ", "internal error"))
+    return str(row.get("reason", "")).startswith(("stage ", "check ", "teacher: ", "internal error"))
 
 
 def _prepare(out_dir: Path, retry_failed: bool) -> tuple[set[str], set[str]]:
@@ -72,6 +73,18 @@ def repair_tail(path: Path) -> None:
         handle.seek(0)
         data = handle.read()
         handle.truncate(data.rfind(b"\n") + 1)
+
+
+def reject_reason(err: Exception) -> tuple[str, dict | None]:
+    """A failed sample's reject: the reason (its first word says what failed) and the raw answers, if any."""
+    if isinstance(err, CheckFailed):
+        return f"check {err.check}: {err.reason}", None
+    if isinstance(err, StageFailed):
+        return f"stage {err.stage}: {err.reason}", {"stage": err.stage, "raw_outputs": err.record.raw_outputs,
+                                                     "errors": err.record.errors}
+    if isinstance(err, TeacherError):
+        return f"teacher: {err}", None
+    return f"internal error: {type(err).__name__}: {str(err)[:200]}", None
 
 
 def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig = SynthConfig(), *,
@@ -106,18 +119,10 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
         nonlocal finished
         try:
             row = synthesize_sample(teacher, sample, config)
-        except StageFailed as err:
+        except Exception as err:  # noqa: BLE001 - one sample's failure is its reject, not the run's end
+            reason, raw = reject_reason(err)
             with lock:
-                rejects.add(source=source, line=None, record_id=sample.id, reason=f"stage {err.stage}: {err.reason}",
-                            raw={"stage": err.stage, "raw_outputs": err.record.raw_outputs,
-                                 "errors": err.record.errors})
-        except TeacherError as err:
-            with lock:
-                rejects.add(source=source, line=None, record_id=sample.id, reason=f"teacher: {err}")
-        except Exception as err:  # noqa: BLE001 - one sample's unforeseen failure is its reject, not the run's end
-            with lock:
-                rejects.add(source=source, line=None, record_id=sample.id,
-                            reason=f"internal error: {type(err).__name__}: {str(err)[:200]}")
+                rejects.add(source=source, line=None, record_id=sample.id, reason=reason, raw=raw)
         else:
             with lock, synth_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -161,6 +166,8 @@ def summarise(rows: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> dic
             bucket["seconds"] += record["seconds"]
             first_try[record["valid_first_try"]] += 1
     stage_failures = Counter(r["reason"].split(":")[0] for r in rejected if r.get("reason", "").startswith("stage "))
+    check_rejects = Counter(r["reason"].split(":")[0].removeprefix("check ") for r in rejected
+                            if r.get("reason", "").startswith("check "))
     n = max(len(rows), 1)
     bands = Counter(row["band"] for row in rows)
     per_stage = {name: {"calls": c["calls"], "prompt_tokens": round(c["prompt_tokens"] / n, 1),
@@ -176,6 +183,7 @@ def summarise(rows: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> dic
     return {
         "samples": len(rows), "rejected_samples": failed,
         "stage_failures": dict(stage_failures),
+        "check_rejections": dict(check_rejects),
         "per_sample_by_stage": per_stage,
         "prompt_tokens_per_sample": round(prompt, 1), "completion_tokens_per_sample": round(completion, 1),
         "tokens_per_sample": round(prompt + completion, 1),

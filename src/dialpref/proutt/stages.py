@@ -32,6 +32,7 @@ STAGES: dict[str, tuple[str, bool]] = {
     "category_reasoning": ("category_reasoning.jinja", True),
     "insight": ("insight.jinja", True),
     "scoring": ("scoring.jinja", False),
+    "negative_scoring": ("scoring.jinja", False),  # the same question about another turn (proutt.checks)
     "gold_view": ("gold_view.jinja", False),
     "revision": ("revision.jinja", True),
     "negative": ("negative.jinja", True),
