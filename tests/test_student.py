@@ -164,3 +164,15 @@ def test_cli_train_finetune_export_predict(tmp_path):
     assert '"accuracy"' in result.output
     missing = runner.invoke(app, ["predict", str(tmp_path), str(source)])
     assert missing.exit_code != 0 and "not a dialpref student" in str(missing.exception)
+
+
+def test_bf16_autocast_trains_and_a_bad_precision_is_refused():
+    student = Student(TASK, StudentConfig(max_length=48), seed=0)
+    windows = student.windows(dialogues())
+    history = student.pretrain(windows, teacher_scores(windows), "pointwise",
+                               TrainConfig(steps=4, batch_windows=12, threads=2, precision="bf16")).history_[-1]
+    assert history["steps"] == 4 and all(np.isfinite(history["loss"]))
+    assert history["train_config"]["precision"] == "bf16"
+    assert str(student.model_.dtype) == "torch.float32"  # autocast: the weights stay fp32
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
