@@ -141,7 +141,9 @@ def main() -> None:
     args = parser.parse_args()
     global WORK
     WORK = WORK_ROOT if args.name == "refactor_check" else WORK_ROOT.with_name(WORK_ROOT.name + "-" + args.name)
-    before, after = worktree("before", args.before), worktree("after", args.after)
+    resolve = lambda rev: subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], capture_output=True, text=True,  # noqa: E731
+                                         check=True).stdout.strip()  # in this checkout: a worktree has its own HEAD
+    before, after = worktree("before", resolve(args.before)), worktree("after", resolve(args.after))
     out = RESULTS / f"{args.name}.json"
     results = json.loads(out.read_text()).get("benchmarks", {}) if out.exists() else {}
     commits = {side: subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,
