@@ -12,12 +12,13 @@ teacher cache, so a killed run continues and a rerun costs nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, write_result  # noqa: E402
+from _common import RESULTS, SHARED_DATA, write_result  # noqa: E402
 
 from dialpref.proutt.checks import CHECKS  # noqa: E402
 from dialpref.proutt.run import synth_run  # noqa: E402
@@ -56,7 +57,9 @@ def main() -> None:
     parser.add_argument("--teachers", nargs="+", default=["smollm2-135m", "gemma3-270m"])
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     args = parser.parse_args()
-    result: dict = {"samples_per_run": args.samples, "checks": list(CHECKS), "runs": {}}
+    out = RESULTS / "proutt_checks.json"
+    previous = json.loads(out.read_text()).get("runs", {}) if out.exists() else {}  # other teachers' runs kept
+    result: dict = {"samples_per_run": args.samples, "checks": list(CHECKS), "runs": previous}
     for teacher in args.teachers:
         for source in args.sources:
             result["runs"].setdefault(teacher, {})[source] = one(teacher, source, args.samples)
