@@ -275,8 +275,11 @@ def data(args, steps: Steps):
     if not (args.synth_run / "synth.jsonl").exists():
         from dialpref.proutt.run import synth_run
 
+        # checks off: the committed figures predate proutt.checks, which reject nearly all of the 135M
+        # teacher's samples (proutt_checks.json); issue 26 reruns this with a stronger teacher
         steps.run("synthesize", lambda: synth_run(str(SHAREGPT), args.synth_run, make_teacher(
-            "smollm2-135m", cache_path=args.work / "synth-cache.sqlite"), SynthConfig(), part="train",
+            "smollm2-135m", cache_path=args.work / "synth-cache.sqlite"), SynthConfig(checks=False),
+            part="train",
             limit=args.train_samples))
     train_rows = synth_rows(args.synth_run)
     rejects = Rejects(args.work / "eval_rejects.jsonl")
