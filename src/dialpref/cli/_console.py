@@ -46,7 +46,8 @@ FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {'
 EMBEDDED_TEACHER = LABEL_MODEL
 TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
                 "or an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY).")
-TASK_HELP = "Built-in task (dialogue_act, sentiment, emotion, has_intent) or a task YAML."
+TASK_HELP = ("Built-in task (dialogue_act, sentiment, emotion, has_intent; state tracking: woz_state, "
+             "camrest_state) or a task YAML.")
 BANK_HELP = ("Prompts: comma-separated built-in ids (choice_names@v1, choice_letters@v1, yes_no@v1, few_shot@v1, "
              "dialogue_list@v1) or a bank YAML (see `dialpref bank list`).")
 EXAMPLES_HELP = "Gold-labelled dialogues to draw few-shot examples from (few_shot prompts need them)."

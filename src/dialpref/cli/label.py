@@ -68,10 +68,21 @@ def label(
     """
     from dialpref.label.run import resolve_mode
 
+    kind = _task_kind(task)
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
-                    mode=resolve_mode(mode, teacher, estimator, bank), prior=prior, buckets=buckets), examples,
+                    mode=resolve_mode(mode, teacher, estimator, bank, kind), prior=prior, buckets=buckets), examples,
                context, retry_failed, map, strict)
+
+
+def _task_kind(name: str) -> str:
+    """The kind of task `name` names ("" when it names none: the run reports that error itself)."""
+    from dialpref.label.tasks import load_task
+
+    try:
+        return load_task(name).kind
+    except ValueError:
+        return ""
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
@@ -105,6 +116,7 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
     if not items:
         console.print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
         raise typer.Exit(1)
+    task = _slot_values(task, examples, items)
     teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path, n_ctx=context,
                            retry_failed=retry_failed)
     total = sum(1 for d in items for t in d.turns if task.labelled(t))
@@ -115,6 +127,22 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
     summary["input_rejects"] = sink.summary()
     console.print_json(json.dumps(summary))
     return summary
+
+
+def _slot_values(task, examples: Optional[str], items):
+    """A slots task's open values, gathered from the gold states of --examples (else of the dialogues being
+    labelled, said so); other tasks unchanged."""
+    if task.kind != "slots" or not any(s.open for s in task.slots):
+        return task
+    source = list(read_dialogues(examples, Rejects(echo=False))) if examples else items
+    if not examples:
+        console.print("[yellow]open slots take their values from the gold states of the dialogues being "
+                      "labelled; pass --examples with training dialogues to keep test values out[/yellow]")
+    try:
+        return task.with_values_from(source)
+    except ValueError as err:
+        raise typer.BadParameter(f"{err} (pass --examples with dialogues whose gold states give its values)") \
+            from None
 
 
 def calibrate(

@@ -25,7 +25,17 @@ def ece(probs: np.ndarray, gold: np.ndarray, buckets: int = 10) -> float:
     """Expected calibration error of the top-class confidence, M equal-width buckets."""
     if len(gold) == 0:
         return float("nan")
-    confidence, correct, edges, which = _buckets(probs, gold, buckets)
+    confidence, correct, _, _ = _buckets(probs, gold, buckets)
+    return ece_of(confidence, correct, buckets)
+
+
+def ece_of(confidence: np.ndarray, correct: np.ndarray, buckets: int = 10) -> float:
+    """ECE from each prediction's confidence and whether it was right (predictions over different class
+    sets pooled, e.g. every slot of a state tracker)."""
+    if len(confidence) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, buckets + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, buckets - 1)
     total = 0.0
     for b in range(buckets):
         mask = which == b

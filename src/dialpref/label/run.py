@@ -18,12 +18,13 @@ from typing import Any, Callable, Sequence
 
 from dialpref.data.rejects import Rejects
 from dialpref.data.schema import Dialogue
-from dialpref.evaluate import calibration_error
+from dialpref.evaluate import calibration_error, state_tracking
 from dialpref.files import atomic_write_text
 from dialpref.label import calibration
 from dialpref.label.bank import Bank, load_bank
 from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
 from dialpref.rows import write_rows
+from dialpref.label.state import PROMPT_ID as STATE_PROMPT_ID, label_state_dialogue
 from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
 from dialpref.label.scoring import ScoringConfig, error_kind, score_dialogue, scores_at
 from dialpref.label.tasks import TaskSpec
@@ -40,9 +41,13 @@ def _auto_mode(server: bool, estimator: str, bank: str | None) -> str:
     return "causal" if not server and estimator == "expected" and bank is None else "prefix"
 
 
-def resolve_mode(mode: str, teacher_spec: str, estimator: str = "expected", bank: str | None = None) -> str:
-    """`mode` with "auto" decided for a teacher spec (the CLI and the quick start, before a teacher exists)."""
-    return mode if mode != "auto" else _auto_mode(is_server(teacher_spec), estimator, bank)
+def resolve_mode(mode: str, teacher_spec: str, estimator: str = "expected", bank: str | None = None,
+                 task_kind: str = "") -> str:
+    """`mode` with "auto" decided for a teacher spec (the CLI and the quick start, before a teacher exists);
+    a slots task is always labelled in prefix mode."""
+    if mode != "auto":
+        return mode
+    return "prefix" if task_kind == "slots" else _auto_mode(is_server(teacher_spec), estimator, bank)
 
 
 @dataclass
@@ -77,8 +82,13 @@ class LabelConfig:
         if self.mode == "causal" and self.estimator != "expected":
             raise ValueError("causal mode gives the expected estimator only")
 
-    def resolved(self, teacher: Teacher) -> "LabelConfig":
-        """This config with `mode="auto"` decided for this teacher."""
+    def resolved(self, teacher: Teacher, task: TaskSpec | None = None) -> "LabelConfig":
+        """This config with `mode="auto"` decided for this teacher (and task: a slot task is labelled in
+        prefix mode, with no prior correction, which has no meaning per slot yet)."""
+        if task is not None and task.kind == "slots":
+            if self.mode == "causal":
+                raise ValueError(f"task {task.name!r} is a slots task: it is labelled in prefix mode, not causal")
+            return replace(self, mode="prefix", prior="none")
         if self.mode != "auto":
             return self
         bank = None if self.bank == LabelConfig.bank else self.bank  # the default bank is not a request for one
@@ -93,22 +103,14 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
               output: Path, bank: Bank | None = None, source: str = "",
               on_dialogue: Callable[[Dialogue, list[dict]], None] | None = None) -> dict[str, Any]:
     """Label `dialogues`, write rows to `output`, plots and summary beside it; return the summary."""
-    config = config.resolved(teacher)
+    config = config.resolved(teacher, task)
     bank = bank if bank is not None else load_bank(config.bank)
     skipped = [p.id for p in bank.prompts if p not in bank.usable()]
     tokens_before = getattr(teacher, "evaluated_tokens", None)
     cache = getattr(teacher, "cache", None)
     misses_before = cache.misses if cache is not None else 0
     started = time.perf_counter()
-    rows: list[dict] = []
-    for dialogue in dialogues:
-        if config.mode == "causal":
-            got = label_causal(teacher, task, dialogue)
-        else:
-            got = score_dialogue(teacher, task, bank, dialogue, config.scoring())
-        rows.extend(got)
-        if on_dialogue is not None:
-            on_dialogue(dialogue, got)
+    rows = _label_all(teacher, task, dialogues, config, bank, on_dialogue)
     seconds = time.perf_counter() - started
     if config.prior != "none":
         priors = estimate_priors(config.prior, rows, task, teacher, bank, list(dialogues))
@@ -130,7 +132,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     summary: dict[str, Any] = {
         "task": task.name, "task_spec": {**asdict(task), "roles": list(task.roles)}, "teacher": teacher.model,
         "config": {**asdict(config), **({"bank": None} if causal else {})},
-        "prompts": [CAUSAL_PROMPT_ID] if causal else bank.ids,
+        "prompts": [STATE_PROMPT_ID] if task.kind == "slots" else [CAUSAL_PROMPT_ID] if causal else bank.ids,
         "prompts_skipped": [] if causal else skipped, "dialogues": len(dialogues), "utterances": len(rows),
         "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
         "truncated": sum(bool(r.get("truncation")) for r in rows),
@@ -150,6 +152,23 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     return summary
 
 
+def _label_all(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], config: LabelConfig, bank: Bank,
+               on_dialogue: Callable[[Dialogue, list[dict]], None] | None) -> list[dict]:
+    """Every dialogue's rows, by the task kind's labeller (slots) or the mode's (causal / prefix)."""
+    rows: list[dict] = []
+    for dialogue in dialogues:
+        if task.kind == "slots":
+            got = label_state_dialogue(teacher, task, dialogue, config.scoring())
+        elif config.mode == "causal":
+            got = label_causal(teacher, task, dialogue)
+        else:
+            got = score_dialogue(teacher, task, bank, dialogue, config.scoring())
+        rows.extend(got)
+        if on_dialogue is not None:
+            on_dialogue(dialogue, got)
+    return rows
+
+
 def ece_by_n(rows: Sequence[dict], classes: Sequence[str], buckets: int = 10) -> dict[int, float]:
     """ECE of votes rows using only their first N votes, for N on the curve up to the votes they hold."""
     n_max = max((len(r["votes"]) for r in rows), default=0)
@@ -161,7 +180,11 @@ def ece_by_n(rows: Sequence[dict], classes: Sequence[str], buckets: int = 10) ->
 
 
 def _quality(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path) -> dict[str, Any]:
-    """Against gold, where the dialogues have it: accuracy, macro-F1, ECE, and the plots."""
+    """Against gold, where the dialogues have it: accuracy, macro-F1, ECE, and the plots (slot tasks: joint
+    goal accuracy, per-slot accuracy, change F1 and ECE)."""
+    if task.kind == "slots":
+        report = state_tracking.rows_report(rows, task.slot_names, config.buckets)
+        return {"gold": report} if report["turns"] else {}
     probs, gold = calibration.arrays(rows, task.class_names)
     if len(gold) == 0:
         return {}

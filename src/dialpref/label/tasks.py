@@ -2,20 +2,24 @@
 
 A spec is a YAML file; the built-ins ship as YAML in `task_specs/` so a user
 copies one to start their own. Multi-class tasks are scored one-vs-rest, one
-score per class, and the scores of an utterance sum to 1.
+score per class, and the scores of an utterance sum to 1. A `slots` task
+(dialogue state tracking, `label/slots.py`) scores each slot's values, summing
+to 1 per slot.
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-KINDS = ("binary", "multiclass")
+from dialpref.label.slots import SlotSpec, parse_slots, with_open_values
+
+KINDS = ("binary", "multiclass", "slots")
 
 
 @dataclass(frozen=True)
@@ -25,17 +29,22 @@ class TaskSpec:
     user's task is a YAML file, not code."""
 
     name: str
-    kind: str  # binary | multiclass
-    classes: dict[str, str]  # class name -> one-line description
+    kind: str  # binary | multiclass | slots
+    classes: dict[str, str] = field(default_factory=dict)  # class name -> one-line description (not for slots)
     description: str = ""  # what is being labelled, in a few words (goes into prompts)
     gold_key: str | None = None  # the Turn.labels key holding the gold label
     roles: tuple[str, ...] = ("user", "assistant")  # whose turns are labelled
     context_turns: int | None = None  # None: the whole dialogue is visible
     gold_map: dict[str, str] = field(default_factory=dict)  # dataset label -> class name
+    slots: tuple[SlotSpec, ...] = ()  # slots tasks: every `domain-slot` with its values
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"task {self.name!r}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.kind == "slots":
+            if not self.slots or self.classes:
+                raise ValueError(f"task {self.name!r}: a slots task lists `domains` with their slots, not classes")
+            return
         if len(self.classes) < 2:
             raise ValueError(f"task {self.name!r}: needs at least two classes")
         if self.kind == "binary" and len(self.classes) != 2:
@@ -62,20 +71,46 @@ class TaskSpec:
     def labelled(self, turn) -> bool:
         return turn.role in self.roles
 
+    @property
+    def slot_names(self) -> list[str]:
+        return [s.name for s in self.slots]
+
+    def with_values_from(self, dialogues) -> "TaskSpec":
+        """This spec with its open slots' values gathered from the gold states of `dialogues`."""
+        if not any(s.open for s in self.slots):
+            return self
+        states = ([t.labels.get(self.gold_key) for t in d.turns if self.labelled(t) and self.gold_key in t.labels]
+                  for d in dialogues)
+        return replace(self, slots=with_open_values(self.slots, states))
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> "TaskSpec":
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) | {"domains"}
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"{source}: unknown task fields {sorted(unknown)}; known: {sorted(known)}")
-        missing = {"name", "kind", "classes"} - set(raw)
+        raw = dict(raw)
+        if raw.get("kind") != "slots" and (raw.get("domains") or raw.get("slots")):
+            raise ValueError(f"{source}: `domains` / `slots` belong to a task of kind slots, not {raw.get('kind')!r}")
+        if raw.get("kind") == "slots":
+            raw["slots"] = _slots_field(raw.pop("domains", None), raw.get("slots"), source)
+        missing = ({"name", "kind"} | ({"classes"} if raw.get("kind") != "slots" else set())) - set(raw)
         if missing:
             raise ValueError(f"{source}: missing task fields {sorted(missing)}")
-        raw = dict(raw)
-        raw["classes"] = {str(k): str(v) for k, v in raw["classes"].items()}
+        raw["classes"] = {str(k): str(v) for k, v in (raw.get("classes") or {}).items()}
         raw["roles"] = tuple(raw.get("roles") or ("user", "assistant"))
         raw["gold_map"] = {str(k): str(v) for k, v in (raw.get("gold_map") or {}).items()}
         return cls(**raw)
+
+
+def _slots_field(domains: Any, recorded: Any, source: str) -> tuple[SlotSpec, ...]:
+    """Slots from a YAML `domains` tree, or from a summary's recorded list of slots (`asdict` form)."""
+    if domains is not None:
+        return parse_slots(domains, source)
+    if isinstance(recorded, (list, tuple)) and recorded:
+        return tuple(SlotSpec(s["name"], s["description"], tuple(s["values"]), bool(s.get("open")))
+                     for s in recorded)
+    return parse_slots(None, source)
 
 
 def _builtins() -> dict[str, TaskSpec]:

@@ -92,6 +92,16 @@ class OptionScores:
     utterance_cut: bool = False  # the utterance itself was cut to its head and tail
 
 
+@dataclass
+class ContinuationScores:
+    """Per group of continuations, log P(continuation | prompt + the group's lead), every token counted
+    (whole multi-token values, for slot tasks); backends that can score a given text offer it."""
+
+    logprobs: list[dict[str, float]]
+    prompt_tokens: int = 0
+    cached: bool = False
+
+
 ResultCallback = Callable[[int, "Completion | Exception"], None]
 
 

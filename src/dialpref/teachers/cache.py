@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, Message, OptionScores,
+from dialpref.teachers.base import (BatchedMixin, ChatRequest, Completion, ContinuationScores, Message, OptionScores,
                                     ResultCallback, Teacher, TeacherError, stable_hash)
 
 _SCHEMA = """
@@ -264,6 +264,23 @@ class CachedTeacher(BatchedMixin):
         self.cache.put(key, kind="options", backend=self.backend, model=self.model, request=payload,
                        response={"logprobs": scores.logprobs, "prompt_tokens": scores.prompt_tokens})
         return scores
+
+    def continuation_logprobs(self, messages: Sequence[Message],
+                              groups: Sequence[tuple[str, Sequence[str]]]) -> ContinuationScores:
+        """Whole-value scores through the cache (one entry per prompt and groups)."""
+        score = getattr(self.teacher, "continuation_logprobs", None)
+        if score is None:
+            raise TeacherError(f"scoring whole values needs the embedded llama.cpp teacher; {self.backend} "
+                               "cannot (use the votes estimator)")
+        payload = {"messages": [dict(m) for m in messages], "groups": [[lead, list(c)] for lead, c in groups]}
+        key = self.key("continuations", payload)
+        stored = self.cache.get(key)
+        if stored is not None:
+            return ContinuationScores(**{**stored, "cached": True})
+        result = score(messages, groups)
+        self.cache.put(key, kind="continuations", backend=self.backend, model=self.model, request=payload,
+                       response={"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens})
+        return result
 
     @property
     def evaluated_tokens(self) -> int | None:

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dialpref.teachers.base import ChatRequest, Completion, Message, OptionScores, SequentialMixin, TeacherError
+from dialpref.teachers.base import (ChatRequest, Completion, ContinuationScores, Message, OptionScores,
+                                   SequentialMixin, TeacherError)
 from dialpref.teachers.context import CUT_MARKER, cut_middle, recent_start
 from dialpref.teachers.fingerprint import file_sha256
 from dialpref.teachers.packaged import DEFAULT_MODEL, resolve_model_path
@@ -264,6 +265,60 @@ class LlamaCppTeacher(SequentialMixin):
             m = values.max()
             logprobs[option] = float(m + math.log(np.exp(values - m).sum()))
         return logprobs
+
+    # --- whole-value scoring (slot tasks) -----------------------------------------------------------
+    def continuation_logprobs(self, messages: Sequence[Message],
+                              groups: Sequence[tuple[str, Sequence[str]]]) -> ContinuationScores:
+        """log P(continuation | prompt + lead) for each group's continuations, every token of it counted.
+
+        The prompt is evaluated once; each continuation is then evaluated on top of its KV state (with the
+        lead, and widened to `min_batch` tokens by re-reading prompt tokens, so the logits equal a pass from
+        scratch) and dropped again. Tokens the lead and the continuation share are context, not scored,
+        so a tokenizer that merges the lead's last character into the value still scores the value whole.
+        """
+        prompt, _ = self.render(messages)
+        tokens = self.tokenize(prompt)
+        if len(tokens) + 64 >= self.llm.n_ctx():
+            raise TeacherError(f"{self.model}: prompt of {len(tokens)} tokens leaves no room for the answer in "
+                               f"the context of {self.llm.n_ctx()}")
+        shared = self._shared_prefix(tokens) if self.reuse_prefix else 0
+        self._eval_tail(tokens, shared)
+        out = []
+        for lead, continuations in groups:
+            lead_tokens = self.tokenize_piece(lead)
+            out.append({c: self._score_piece(tokens, lead_tokens, self.tokenize_piece(lead + c))
+                        for c in continuations})
+        self._llama_cpp_memory_trim(len(tokens))
+        return ContinuationScores(out, prompt_tokens=len(tokens))
+
+    def _score_piece(self, prompt: list[int], lead: list[int], piece: list[int]) -> float:
+        """Sum of log-probs of `piece` after the common prefix it shares with `lead`, on top of `prompt`."""
+        first = 0
+        while first < min(len(lead), len(piece)) and lead[first] == piece[first]:
+            first += 1
+        first = min(first, len(piece) - 1)  # at least one token scored
+        n = len(prompt)
+        start = max(0, min(n - 1, n + len(piece) - self.min_batch))  # the prompt's last token is in the batch
+        batch = prompt[start:] + piece
+        self._llama_cpp_memory_trim(start)
+        wanted = range(n - start + first - 1, len(batch) - 1)  # the positions predicting piece[first:]
+        self.llm._batch.set_batch(batch=batch, n_past=start, logits_all=False)
+        for i in range(len(batch)):
+            self.llm._batch.batch.logits[i] = i in wanted
+        self.llm._ctx.decode(self.llm._batch)
+        self.evaluated_tokens += len(batch)
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(len(wanted), self.llm.n_vocab()))
+        total = 0.0
+        for k, j in enumerate(range(first, len(piece))):
+            row = logits[k].astype(np.float64)
+            top = row.max()
+            total += float(row[piece[j]] - top - math.log(np.exp(row - top).sum()))
+        return total
+
+    def _llama_cpp_memory_trim(self, keep: int) -> None:
+        """Drop KV entries from position `keep` on (what a continuation added); `n_tokens` still says the
+        prompt is held, which the next `eval` trusts."""
+        self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
 
     # --- causal mode --------------------------------------------------------------------------
     def stream_option_logprobs(self, head: str, segments: Sequence[str], ask: str,

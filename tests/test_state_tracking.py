@@ -1,0 +1,181 @@
+"""Dialogue state tracking (slot tasks): specs from YAML, gold changes, metrics, the teacher's two estimators."""
+
+import json
+import math
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dialpref.cli import app
+from dialpref.data.schema import Dialogue, Turn
+from dialpref.evaluate.state_tracking import accumulate, change_f1, joint_goal_accuracy, rows_report, slot_accuracy
+from dialpref.label.run import LabelConfig, label_run
+from dialpref.label.slots import flat_state, state_changes
+from dialpref.label.state import label_state_dialogue
+from dialpref.label.scoring import ScoringConfig
+from dialpref.label.tasks import BUILTIN, TaskSpec, load_task
+
+runner = CliRunner()
+
+# A domain dialpref ships nothing for: a taxi booking, one open slot and one categorical.
+TAXI_SPEC = {
+    "name": "taxi_state", "kind": "slots", "description": "the taxi ride the user wants to book",
+    "gold_key": "state", "roles": ["user"],
+    "domains": {"taxi": {"description": "book a taxi", "slots": {
+        "destination": {"description": "where the ride ends", "values": "open"},
+        "car": {"description": "the kind of car", "values": ["sedan", "van", "Electric"]}}}},
+}
+
+
+def taxi_dialogues() -> list[dict]:
+    def user(text, state):
+        return {"speaker": "user", "role": "user", "text": text, "labels": {"state": {"taxi": state}}}
+
+    def system(text):
+        return {"speaker": "system", "role": "assistant", "text": text}
+
+    return [
+        {"id": "taxi-1", "turns": [
+            user("I need a taxi to the airport.", {"destination": "airport", "car": ""}),
+            system("Sure. Any kind of car?"),
+            user("A van please, we have bags.", {"destination": "airport", "car": "van"}),
+            system("Booked."),
+            user("Actually make it the train station.", {"destination": "train station", "car": "van"})]},
+        {"id": "taxi-2", "turns": [
+            user("Get me an electric car to the museum.", {"destination": "museum", "car": "electric"}),
+            system("Done."),
+            user("Any car is fine really.", {"destination": "museum", "car": "dontcare"})]},
+    ]
+
+
+@pytest.fixture
+def taxi_files(tmp_path):
+    spec = tmp_path / "taxi.yaml"
+    spec.write_text(yaml.safe_dump(TAXI_SPEC, sort_keys=False))
+    data = tmp_path / "taxi.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in taxi_dialogues()))
+    return spec, data
+
+
+def test_unseen_domain_spec_loads_from_yaml_and_gathers_open_values(taxi_files):
+    spec_path, _ = taxi_files
+    task = load_task(str(spec_path))
+    assert task.kind == "slots" and task.slot_names == ["taxi-destination", "taxi-car"]
+    assert task.slots[0].open and task.slots[0].values == ()
+    assert task.slots[1].values == ("none", "dontcare", "sedan", "van", "electric")  # normalised, specials first
+    dialogues = [Dialogue.model_validate(d) for d in taxi_dialogues()]
+    filled = task.with_values_from(dialogues)
+    assert not filled.slots[0].open
+    assert set(filled.slots[0].values) == {"none", "dontcare", "airport", "train station", "museum"}
+    assert filled.slots[0].values[:2] == ("none", "dontcare")
+
+
+def test_state_changes_and_accumulate_invert_each_other():
+    task = TaskSpec.from_dict(TAXI_SPEC).with_values_from([Dialogue.model_validate(d) for d in taxi_dialogues()])
+    states = [t["labels"]["state"] for t in taxi_dialogues()[0]["turns"] if t["role"] == "user"]
+    changes = state_changes(states, task.slots)
+    assert changes == [{"taxi-destination": "airport", "taxi-car": "none"},
+                       {"taxi-destination": "none", "taxi-car": "van"},
+                       {"taxi-destination": "train station", "taxi-car": "none"}]
+    assert accumulate(changes, task.slot_names) == [flat_state(s) | {} for s in
+                                                    [{"taxi": {"destination": "airport", "car": "none"}},
+                                                     {"taxi": {"destination": "airport", "car": "van"}},
+                                                     {"taxi": {"destination": "train station", "car": "van"}}]]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({**TAXI_SPEC, "domains": {}}, "needs `domains`"),
+    ({**TAXI_SPEC, "domains": {"taxi": {"slots": {"car": {"values": "sedan"}}}}}, "values must be a list"),
+    ({**TAXI_SPEC, "classes": {"a": "x", "b": "y"}}, "not classes"),
+    ({"name": "x", "kind": "multiclass", "classes": {"a": "x", "b": "y"}, "domains": TAXI_SPEC["domains"]},
+     "belong to a task of kind slots"),
+])
+def test_bad_slot_specs_say_what_is_wrong(raw, message):
+    with pytest.raises(ValueError, match=message):
+        TaskSpec.from_dict(raw, "spec.yaml")
+
+
+def test_state_metrics_by_hand():
+    slots = ["a", "b"]
+    gold_changes = [{"a": "x", "b": "none"}, {"a": "none", "b": "y"}, {"a": "z", "b": "none"}]
+    pred_changes = [{"a": "x", "b": "none"}, {"a": "none", "b": "w"}, {"a": "z", "b": "none"}]
+    gold = accumulate(gold_changes, slots)
+    pred = accumulate(pred_changes, slots)
+    assert pred[2] == {"a": "z", "b": "w"}  # the wrong b stays wrong: accumulated, as a live tracker
+    assert joint_goal_accuracy(pred, gold, slots) == pytest.approx(1 / 3)
+    assert slot_accuracy(pred, gold, slots) == pytest.approx({"a": 1.0, "b": 1 / 3, "mean": 2 / 3})
+    f1 = change_f1(pred_changes, gold_changes, slots)
+    assert (f1["precision"], f1["recall"], f1["gold_changes"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    assert joint_goal_accuracy([], [], slots) is None
+
+
+def test_whole_value_scores_reuse_the_prefix_exactly(smollm2):
+    """A value scored after another prompt's KV state equals the same value scored from scratch, and a
+    two-token value is scored over both tokens (less likely than its first token alone)."""
+    system = {"role": "system", "content": "You track what a user wants of a restaurant."}
+    first = [system, {"role": "user", "content": "user: cheap food please. Which area? Answer as JSON."}]
+    second = [system, {"role": "user", "content": "user: asian food in the east. Which area? Answer as JSON."}]
+    groups = [('{"food": "', ['asian oriental"', 'asian"', 'none"'])]
+    smollm2.continuation_logprobs(first, groups)
+    reused = smollm2.continuation_logprobs(second, groups).logprobs[0]
+    smollm2.llm.n_tokens = 0
+    fresh = smollm2.continuation_logprobs(second, groups).logprobs[0]
+    assert reused == pytest.approx(fresh, abs=1e-9)
+    head = smollm2.continuation_logprobs(second, [('{"food": "', ['asian'])]).logprobs[0]["asian"]
+    assert reused['asian oriental"'] < head
+
+
+def _check_rows(rows, task):
+    assert rows and all(r["scores"] is not None and not r["errors"] for r in rows)
+    for row in rows:
+        assert set(row["scores"]) == set(task.slot_names)
+        for slot in task.slots:
+            assert set(row["scores"][slot.name]) == set(slot.values)
+            assert math.isclose(sum(row["scores"][slot.name].values()), 1.0, abs_tol=1e-9)
+            assert row["predicted"][slot.name] == max(row["scores"][slot.name], key=row["scores"][slot.name].get)
+
+
+def test_votes_answers_are_grammar_constrained_enums(smollm2):
+    task = TaskSpec.from_dict(TAXI_SPEC).with_values_from([Dialogue.model_validate(d) for d in taxi_dialogues()])
+    dialogue = Dialogue.model_validate(taxi_dialogues()[1])
+    rows = label_state_dialogue(smollm2, task, dialogue, ScoringConfig(estimator="votes", votes=3))
+    _check_rows(rows, task)
+    for row in rows:
+        assert len(row["votes"]) == 3
+        for vote in row["votes"]:
+            assert all(vote["answer"][s.name] in s.values for s in task.slots)
+        assert all(v * 3 == round(v * 3) for d in row["scores"].values() for v in d.values())  # shares of 3
+
+
+def test_label_cli_on_a_yaml_only_domain(taxi_files, tmp_path):
+    """`dialpref label --task taxi.yaml`: rows per slot, gold changes, the tracking figures in the summary."""
+    spec, data = taxi_files
+    out = tmp_path / "run" / "scores.jsonl"
+    result = runner.invoke(app, ["label", str(data), "--task", str(spec), "--teacher", "smollm2-135m",
+                                 "--output", str(out), "--cache", str(tmp_path / "cache.sqlite")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    task = load_task(str(spec)).with_values_from([Dialogue.model_validate(d) for d in taxi_dialogues()])
+    _check_rows(rows, task)
+    assert [r["gold"]["taxi-car"] for r in rows] == ["none", "van", "none", "electric", "dontcare"]
+    summary = json.loads((tmp_path / "run" / "scores.summary.json").read_text())
+    assert summary["config"]["mode"] == "prefix" and summary["gold"]["turns"] == 5
+    assert summary["gold"] == rows_report(rows, task.slot_names, 10)
+    again = runner.invoke(app, ["label", str(data), "--task", str(spec), "--teacher", "smollm2-135m",
+                                "--output", str(out), "--cache", str(tmp_path / "cache.sqlite")])
+    assert again.exit_code == 0 and json.loads((tmp_path / "run" / "scores.summary.json").read_text())[
+        "answered_from_cache"]
+
+
+def test_slot_tasks_refuse_causal_mode_and_servers_expected(smollm2, tmp_path):
+    task = BUILTIN["woz_state"]
+    dialogue = Dialogue(id="d", turns=[Turn(speaker="user", role="user", text="cheap food in the north")])
+    with pytest.raises(ValueError, match="prefix mode"):
+        label_run(smollm2, task, [dialogue], LabelConfig(mode="causal"), tmp_path / "s.jsonl")
+
+    class NoScoring:
+        backend, model = "openai", "m"
+
+    rows = label_state_dialogue(NoScoring(), task, dialogue)
+    assert rows[0]["scores"] is None and "use --estimator votes" in rows[0]["errors"][0]
