@@ -179,3 +179,46 @@ def test_slot_tasks_refuse_causal_mode_and_servers_expected(smollm2, tmp_path):
 
     rows = label_state_dialogue(NoScoring(), task, dialogue)
     assert rows[0]["scores"] is None and "use --estimator votes" in rows[0]["errors"][0]
+
+
+def test_slot_student_trains_fine_tunes_predicts_exports_and_streams(taxi_files, tmp_path):
+    """The whole student side for a YAML-only domain: pretrain on the teacher's per-slot scores, fine-tune on
+    gold changes, predict with states and JGA, export to ONNX (same probabilities), track a live dialogue."""
+    import numpy as np
+
+    from dialpref.student.export import OnnxStudent
+    from dialpref.student.model import Student
+    from dialpref.student.stream import StreamingTracker
+
+    spec, data = taxi_files
+    scores = tmp_path / "label" / "scores.jsonl"
+    cache = str(tmp_path / "cache.sqlite")
+    assert runner.invoke(app, ["label", str(data), "--task", str(spec), "--teacher", "smollm2-135m",
+                               "--output", str(scores), "--cache", cache]).exit_code == 0
+    pre, fine = tmp_path / "student", tmp_path / "fine"
+    result = runner.invoke(app, ["student", "train", str(scores), "--source", str(data), "--output", str(pre),
+                                 "--steps", "3", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["student", "finetune", str(pre), str(data), "--output", str(fine), "--steps", "30",
+                                 "--lr", "1e-3", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    student = Student.load(fine)
+    assert student.task.kind == "slots" and student.model_.config.num_labels == sum(len(s.values)
+                                                                                     for s in student.task.slots)
+    out = tmp_path / "pred.jsonl"
+    result = runner.invoke(app, ["predict", str(fine), str(data), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["gold_state"]["taxi-car"] for r in rows] == ["none", "van", "van", "electric", "dontcare"]
+    for row in rows:
+        assert all(math.isclose(sum(d.values()), 1.0, abs_tol=1e-5) for d in row["scores"].values())
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["turns"] == 5 and 0.0 <= summary["joint_goal_accuracy"] <= 1.0
+    assert runner.invoke(app, ["student", "export", str(fine)]).exit_code == 0
+    windows = student.windows([Dialogue.model_validate(d) for d in taxi_dialogues()])
+    onnx = OnnxStudent(fine, "fp32")
+    assert np.allclose(onnx.predict_proba(windows), student.predict_proba(windows), atol=1e-4)
+    tracker = StreamingTracker(student)
+    states = [tracker.add(t["speaker"], t["text"], t["role"]) for t in taxi_dialogues()[0]["turns"]]
+    assert states[1] is None and states[0] is not None
+    assert states[4] == [r["state"] for r in rows if r["dialogue_id"] == "taxi-1"][-1]  # live = batch tracker

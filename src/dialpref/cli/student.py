@@ -106,7 +106,6 @@ def student_train(
     --teacher gemma3-270m --output runs/dd/scores.jsonl; dialpref student train runs/dd/scores.jsonl
     --output runs/dd/student
     """
-    import numpy as np
     from dialpref.rows import read_rows_strict
     from dialpref.student.model import Student, StudentConfig
 
@@ -121,13 +120,24 @@ def student_train(
     windows = [w for w in student.windows(items) if w.key in by_key]
     if not windows:
         raise typer.BadParameter("no window matches a scored utterance: is --source the labelled file?")
-    matrix = np.array([[by_key[w.key]["scores"][c] for c in task.class_names] for w in windows])
+    matrix = _score_matrix(task, [by_key[w.key]["scores"] for w in windows])
     options = {"alpha": alpha, "pair_mode": pairs, "seed": seed} if loss == "pairwise" else {}
     with _progress() as progress:
         history = student.pretrain(windows, matrix, loss, _train_config(epochs, steps, batch, lr, seed, threads),
                                    _bar(progress, f"{loss} pretraining on {len(windows)} windows"), **options).history_[-1]
     student.save(output)
     _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
+
+
+def _score_matrix(task, scores):
+    """Rows' scores as the student's [n, outputs] matrix (per class, or per slot value)."""
+    import numpy as np
+
+    from dialpref.student.slot_heads import score_matrix
+
+    if task.kind == "slots":
+        return score_matrix(scores, task)
+    return np.array([[s[c] for c in task.class_names] for s in scores])
 
 
 @student_app.command("finetune")
@@ -161,14 +171,16 @@ def student_finetune(
     from dialpref.student.train import finetune_schedule
 
     student = _finetune_start(model, from_encoder, task, context, seed)
+    from dialpref.label.state import gold_by_turn
+
     items = _dialogues(source, split, dialogues, output / "input-rejects.jsonl", map)
-    turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
-    windows = [w for w in student.windows(items) if student.task.gold(turns[w.key].labels)]
+    gold = gold_by_turn(student.task, items)
+    windows = [w for w in student.windows(items) if w.key in gold]
     if not windows:
         raise typer.BadParameter(f"no turn of {source} has a gold {student.task.gold_key!r} label")
     random.Random(seed).shuffle(windows)
     windows = windows[:max(1, round(fraction * len(windows)))]
-    labels = [student.task.gold(turns[w.key].labels) for w in windows]
+    labels = [gold[w.key] for w in windows]
     default_steps, default_lr = finetune_schedule(len(windows), batch)
     if steps is None and epochs is None:
         steps = default_steps
@@ -217,9 +229,8 @@ def predict(
     runtime: str = typer.Option("torch", help="'torch', or 'onnx-fp32' / 'onnx-int8' (after `student export`)."),
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
 ) -> None:
-    """Label every utterance of some dialogues with a student; accuracy and macro-F1 where gold is known."""
-    from dialpref.evaluate.classification import classification
-
+    """Label every utterance of some dialogues with a student; accuracy and macro-F1 where gold is known (a
+    slots task: each turn's change, the state so far, and joint goal accuracy)."""
     from dialpref.student.model import Student
 
     if runtime == "torch":
@@ -231,24 +242,61 @@ def predict(
         raise typer.BadParameter(f"runtime must be torch, onnx-fp32 or onnx-int8, not {runtime!r}")
     items = _dialogues(source, split, dialogues, output.with_name(output.stem + ".input-rejects.jsonl"), map)
     windows = student.windows(items)
-    probs = student.predict_proba(windows)
-    turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
-    names = student.task.class_names
+    rows = _prediction_rows(student, items, windows, student.predict_proba(windows))
     output.parent.mkdir(parents=True, exist_ok=True)
-    gold, pred = [], []
     with output.open("w", encoding="utf-8") as f:
-        for w, p in zip(windows, probs):
-            turn = turns[w.key]
-            g = student.task.gold(turn.labels)
-            row = {"dialogue_id": w.dialogue_id, "turn_index": w.turn_index, "speaker": turn.speaker,
-                   "text": turn.text, "predicted": names[int(p.argmax())],
-                   "scores": {c: round(float(x), 5) for c, x in zip(names, p)}, "gold": g}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if g is not None:
-                gold.append(g)
-                pred.append(row["predicted"])
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     summary = {"utterances": len(windows), "output": str(output), "runtime": runtime}
-    if gold:
-        summary |= classification(gold, pred, names)
-    _console().print_json(json.dumps(summary))
+    _console().print_json(json.dumps(summary | _prediction_figures(student.task, rows)))
 
+
+def _prediction_rows(student, items, windows, probs) -> list[dict]:
+    """One row per window: the prediction, its scores and the gold (a slots task: the turn's change, and the
+    state accumulated so far in `state`, with `gold_state`)."""
+    from dialpref.label.state import gold_by_turn, gold_rows_fields
+    from dialpref.student.slot_heads import to_changes, to_nested
+
+    task = student.task
+    turns = {(d.id, i): t for d in items for i, t in enumerate(d.turns)}
+    gold = gold_by_turn(task, items)
+    rows = []
+    for k, (w, p) in enumerate(zip(windows, probs)):
+        turn = turns[w.key]
+        row = {"dialogue_id": w.dialogue_id, "turn_index": w.turn_index, "speaker": turn.speaker, "text": turn.text}
+        if task.kind == "slots":
+            row |= {"predicted": to_changes(p[None], task)[0], "scores": to_nested(p[None], task)[0],
+                    "gold": gold.get(w.key)}
+        else:
+            row |= {"predicted": task.class_names[int(p.argmax())],
+                    "scores": {c: round(float(x), 5) for c, x in zip(task.class_names, p)}, "gold": gold.get(w.key)}
+        rows.append(row)
+    if task.kind == "slots":
+        _add_states(task, items, rows, gold_rows_fields)
+    return rows
+
+
+def _add_states(task, items, rows, gold_rows_fields) -> None:
+    """A tracker's view of prediction rows: the state after each turn, and the gold state beside it."""
+    from dialpref.evaluate.state_tracking import accumulate
+
+    by_dialogue: dict[str, list[dict]] = {}
+    for row in rows:
+        by_dialogue.setdefault(row["dialogue_id"], []).append(row)
+    dialogues = {d.id: d for d in items}
+    for did, group in by_dialogue.items():
+        group.sort(key=lambda r: r["turn_index"])
+        golds = gold_rows_fields(task, dialogues[did], [r["turn_index"] for r in group])
+        for row, state in zip(group, accumulate([r["predicted"] for r in group], task.slot_names)):
+            row["state"], row["gold_state"] = state, golds[row["turn_index"]]["gold_state"]
+
+
+def _prediction_figures(task, rows) -> dict:
+    """Accuracy and macro-F1 where gold is known; joint goal accuracy etc. for a slots task."""
+    from dialpref.evaluate.classification import classification
+    from dialpref.evaluate.state_tracking import rows_report
+
+    if task.kind == "slots":
+        return rows_report(rows, task.slot_names) if any(r.get("gold_state") for r in rows) else {}
+    known = [r for r in rows if r["gold"] is not None]
+    return classification([r["gold"] for r in known], [r["predicted"] for r in known], task.class_names) \
+        if known else {}

@@ -19,10 +19,11 @@ NONE = "none"
 State = Mapping[str, str]
 
 
-def accumulate(changes: Iterable[Mapping[str, str] | None], slots: Sequence[str]) -> list[dict[str, str]]:
+def accumulate(changes: Iterable[Mapping[str, str] | None], slots: Sequence[str],
+               start: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """The dialogue state after each turn from its changes: a slot keeps its last value other than `none`
-    (a turn without a prediction, None, changes nothing)."""
-    state = {s: NONE for s in slots}
+    (a turn without a prediction, None, changes nothing); `start` is the state before the first change."""
+    state = {s: (start or {}).get(s, NONE) for s in slots}
     states = []
     for change in changes:
         change = change or {}

@@ -126,3 +126,18 @@ def _votes(teacher: Teacher, task: TaskSpec, messages: list[dict[str, str]], row
 def _finish(row: dict, scores: dict[str, dict[str, float]]) -> None:
     row["scores"] = scores
     row["predicted"] = {slot: max(values, key=values.get) for slot, values in scores.items()}
+
+
+def gold_by_turn(task: TaskSpec, dialogues) -> dict[tuple[str, int], Any]:
+    """Every labelled turn's gold, by (dialogue id, turn index): the class name, or for a slots task the
+    turn's state change; turns without gold are left out."""
+    out: dict[tuple[str, int], Any] = {}
+    for dialogue in dialogues:
+        targets = [i for i, t in enumerate(dialogue.turns) if task.labelled(t)]
+        if task.kind == "slots":
+            found = gold_rows_fields(task, dialogue, targets)
+            out.update({(dialogue.id, i): found[i]["gold"] for i in targets if found[i]["gold"] is not None})
+        else:
+            out.update({(dialogue.id, i): g for i in targets
+                        if (g := task.gold(dialogue.turns[i].labels)) is not None})
+    return out

@@ -19,6 +19,7 @@ from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
 from dialpref.student.encoding import encode_windows, pad
 from dialpref.student.model import SIDECAR, Student, StudentConfig, resolve_device
+from dialpref.student.slot_heads import output_names, segments, to_changes
 
 PADDING_SLACK = 2  # pad tokens a window may carry to share a batch (measured in benchmarks/student_speed.py)
 
@@ -99,17 +100,23 @@ class OnnxStudent:
     def predict_proba(self, windows: Sequence[Window], batch_size: int = 64) -> np.ndarray:
         """Class probabilities; windows are tokenised once and run in groups of near-equal token length,
         so a batch pays for almost no padding (on CPU, padding costs as much as real tokens)."""
-        out = np.zeros((len(windows), len(self.task.classes)), dtype=np.float32)
+        names = output_names(self.task)
+        out = np.zeros((len(windows), len(names)), dtype=np.float32)
         if not windows:
             return out
+        bounds = segments(self.task) if self.task.kind == "slots" else [(0, len(names))]
         encodings = encode_windows(self.tokenizer, windows, self.config.max_length)
         lengths = [len(e["input_ids"]) for e in encodings]
         for group in length_groups(lengths, batch_size, self.padding_slack):
             feeds = pad(encodings, group, self.input_names, self.pad_id)
             logits = self.session.run(["logits"], feeds)[0]
-            logits = logits - logits.max(-1, keepdims=True)
-            out[group] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+            for a, b in bounds:  # a softmax per slot for a slots task, over all classes otherwise
+                part = np.exp(logits[:, a:b] - logits[:, a:b].max(-1, keepdims=True))
+                out[np.array(group)[:, None], np.arange(a, b)[None]] = part / part.sum(-1, keepdims=True)
         return out
 
-    def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
-        return [self.task.class_names[i] for i in self.predict_proba(windows, batch_size).argmax(-1)]
+    def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list:
+        probs = self.predict_proba(windows, batch_size)
+        if self.task.kind == "slots":
+            return to_changes(probs, self.task)
+        return [self.task.class_names[i] for i in probs.argmax(-1)]

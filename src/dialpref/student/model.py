@@ -22,6 +22,8 @@ from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
 from dialpref.student.encoding import encode_windows, input_names, pad
 from dialpref.student.losses import LOSSES, AdaptiveMarginPairwiseLoss, GoldCrossEntropyLoss
+from dialpref.student.slot_heads import (PerSlotLoss, gold_targets, output_names, segment_softmax, segments,
+                                         to_changes)
 from dialpref.student.train import TrainConfig, run_training
 
 SIDECAR = "dialpref_student.json"
@@ -80,7 +82,7 @@ class Student:
         model = self.model
         if model is None:
             torch.manual_seed(self.seed)  # the new head's initialisation
-            names = self.task.class_names
+            names = output_names(self.task)
             model = AutoModelForSequenceClassification.from_pretrained(
                 source, num_labels=len(names), id2label=dict(enumerate(names)),
                 label2id={n: i for i, n in enumerate(names)})
@@ -120,12 +122,16 @@ class Student:
                 raise ValueError(f"pretraining loss must be 'pairwise' or 'pointwise', not {loss!r}")
             loss = LOSSES[loss](**loss_options)
         scores = np.asarray(scores, dtype=np.float32)
-        if scores.shape != (len(windows), len(self.task.classes)):
-            raise ValueError(f"scores must be [{len(windows)}, {len(self.task.classes)}], not {list(scores.shape)}")
+        outputs = len(output_names(self.task))
+        if scores.shape != (len(windows), outputs):
+            raise ValueError(f"scores must be [{len(windows)}, {outputs}], not {list(scores.shape)}")
+        pairwise = isinstance(loss, AdaptiveMarginPairwiseLoss)
+        if self.task.kind == "slots":
+            loss = PerSlotLoss(loss, segments(self.task))
         ids = self._tokens(windows)
         dialogues = {d: g for g, d in enumerate(dict.fromkeys(w.dialogue_id for w in windows))}
         groups = torch.tensor([dialogues[w.dialogue_id] for w in windows])
-        if isinstance(loss, AdaptiveMarginPairwiseLoss):  # pairs need whole dialogues per batch
+        if pairwise:  # pairs need whole dialogues per batch
             units = [[] for _ in dialogues]
             for i, w in enumerate(windows):
                 units[dialogues[w.dialogue_id]].append(i)
@@ -137,42 +143,51 @@ class Student:
         self.history_.append({"phase": "pretrain", **history})
         return self
 
-    def fit(self, windows: Sequence[Window], labels: Sequence[str], config: TrainConfig | None = None,
+    def fit(self, windows: Sequence[Window], labels: Sequence, config: TrainConfig | None = None,
             on_step=None, label_smoothing: float = 0.0) -> "Student":
-        """Fine-tune on gold labels (class names) with cross-entropy; the history is `history_[-1]`."""
+        """Fine-tune on gold labels (class names; for a slots task, each turn's change {slot: value}) with
+        cross-entropy; the history is `history_[-1]`."""
         config = config or TrainConfig()
-        names = self.task.class_names
-        unknown = sorted({label for label in labels if label not in names})
-        if unknown:
-            raise ValueError(f"labels {unknown} are not classes of task {self.task.name!r} ({', '.join(names)})")
         if len(labels) != len(windows):
             raise ValueError(f"{len(windows)} windows but {len(labels)} labels")
-        ids = self._tokens(windows)
-        targets = torch.tensor([names.index(label) for label in labels])
-        collate = self._collate(ids)
+        loss: torch.nn.Module = GoldCrossEntropyLoss(label_smoothing)
+        if self.task.kind == "slots":
+            targets, loss = gold_targets(labels, self.task), PerSlotLoss(loss, segments(self.task))
+        else:
+            names = self.task.class_names
+            unknown = sorted({label for label in labels if label not in names})
+            if unknown:
+                raise ValueError(f"labels {unknown} are not classes of task {self.task.name!r} ({', '.join(names)})")
+            targets = torch.tensor([names.index(label) for label in labels])
+        collate = self._collate(self._tokens(windows))
         history = run_training(self.model_, collate, [[i] for i in range(len(windows))], collate.lengths, targets,
-                               torch.zeros(len(windows), dtype=torch.long), GoldCrossEntropyLoss(label_smoothing),
-                               config, on_step)
+                               torch.zeros(len(windows), dtype=torch.long), loss, config, on_step)
         self.history_.append({"phase": "finetune", **history})
         return self
 
     # -- prediction -----------------------------------------------------------------------------------
     @torch.inference_mode()
     def predict_proba(self, windows: Sequence[Window], batch_size: int = 64) -> np.ndarray:
+        """Probabilities [n, outputs]: per class, or for a slots task per slot value (a softmax per slot)."""
+        outputs = len(output_names(self.task))
         if not windows:
-            return np.zeros((0, len(self.task.classes)), dtype=np.float32)
+            return np.zeros((0, outputs), dtype=np.float32)
         ids = self._tokens(windows)
         collate = self._collate(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]["input_ids"]))  # length-sorted: little padding
-        out = np.zeros((len(ids), len(self.task.classes)), dtype=np.float32)
+        out = np.zeros((len(ids), outputs), dtype=np.float32)
+        bounds = segments(self.task) if self.task.kind == "slots" else [(0, outputs)]
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            out[batch] = torch.softmax(self.model_(**collate(batch)).logits, -1).float().cpu().numpy()
+            out[batch] = segment_softmax(self.model_(**collate(batch)).logits, bounds).float().cpu().numpy()
         return out
 
-    def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list[str]:
-        names = self.task.class_names
-        return [names[i] for i in self.predict_proba(windows, batch_size).argmax(-1)]
+    def predict(self, windows: Sequence[Window], batch_size: int = 64) -> list:
+        """Class names, or for a slots task each turn's predicted change {slot: value}."""
+        probs = self.predict_proba(windows, batch_size)
+        if self.task.kind == "slots":
+            return to_changes(probs, self.task)
+        return [self.task.class_names[i] for i in probs.argmax(-1)]
 
     # -- persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

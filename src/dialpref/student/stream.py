@@ -1,4 +1,5 @@
-"""Label a live dialogue utterance by utterance: each new turn is classified with the turns before it.
+"""Label a live dialogue utterance by utterance: each new turn is classified with the turns before it
+(`StreamingClassifier`), or, for a slots task, the dialogue state is tracked turn by turn (`StreamingTracker`).
 
 The classifier keeps only the last k turns (the window the student was trained on), so memory and
 latency stay flat however long the conversation runs.
@@ -10,6 +11,8 @@ from collections import deque
 
 from dialpref.data.schema import Turn
 from dialpref.data.windows import Window, window_at
+from dialpref.evaluate.state_tracking import NONE, accumulate
+from dialpref.student.slot_heads import to_changes
 
 
 class StreamingClassifier:
@@ -46,3 +49,28 @@ class StreamingClassifier:
     def reset(self) -> None:
         self.turns.clear()
         self.index = -1
+
+
+class StreamingTracker:
+    """The dialogue state of a live conversation for a slots task: `add(speaker, text)` -> the state after that
+    turn ({slot: value}, `none` where unset; None for roles the task skips). Each labelled turn's predicted
+    change is accumulated as `evaluate.state_tracking.accumulate` does for a whole dialogue."""
+
+    def __init__(self, predictor, dialogue_id: str = "live") -> None:
+        if predictor.task.kind != "slots":
+            raise ValueError(f"task {predictor.task.name!r} is not a slots task: use StreamingClassifier")
+        self.classifier = StreamingClassifier(predictor, dialogue_id)
+        self.task = predictor.task
+        self.state = {s: NONE for s in self.task.slot_names}
+
+    def add(self, speaker: str, text: str, role: str = "user") -> dict[str, str] | None:
+        window = self.classifier.push(speaker, text, role)
+        if window is None:
+            return None
+        change = to_changes(self.classifier.predictor.predict_proba([window]), self.task)[0]
+        self.state = accumulate([change], self.task.slot_names, start=self.state)[0]
+        return dict(self.state)
+
+    def reset(self) -> None:
+        self.classifier.reset()
+        self.state = {s: NONE for s in self.task.slot_names}
