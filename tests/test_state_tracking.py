@@ -222,3 +222,11 @@ def test_slot_student_trains_fine_tunes_predicts_exports_and_streams(taxi_files,
     states = [tracker.add(t["speaker"], t["text"], t["role"]) for t in taxi_dialogues()[0]["turns"]]
     assert states[1] is None and states[0] is not None
     assert states[4] == [r["state"] for r in rows if r["dialogue_id"] == "taxi-1"][-1]  # live = batch tracker
+
+
+def test_data_inspect_shows_each_slots_value_distribution(taxi_files):
+    _, data = taxi_files
+    result = runner.invoke(app, ["data", "inspect", str(data), "--show", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "state taxi-car" in x)
+    assert "5 turns" in line and "none 20.0%" in line and "van 40.0%" in line

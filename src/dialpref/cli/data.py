@@ -12,6 +12,7 @@ from rich.table import Table
 
 from dialpref.cli._console import FORMAT_HELP, MAP_HELP, STRICT_HELP, _out, _progress, console
 from dialpref.data import Rejects, detect_format, read_dialogues
+from dialpref.label.slots import flat_state
 
 data_app = typer.Typer(help="Read, check and convert dialogue datasets.", no_args_is_help=True)
 
@@ -69,6 +70,10 @@ class _Census:
             self.roles[turn.role] += 1
             self.speakers[turn.speaker] += 1
             for key, value in turn.labels.items():
+                if isinstance(value, dict) and value:  # a dialogue state: each slot's value distribution
+                    for slot, slot_value in flat_state(value).items():
+                        self.labels.setdefault(f"{key} {slot}", Counter())[slot_value] += 1
+                    continue
                 shown = str(value) if isinstance(value, (str, int, bool)) else "<structured>"
                 self.labels.setdefault(key, Counter())[shown] += 1
 
@@ -83,7 +88,8 @@ class _Census:
         for key, counts in self.labels.items():
             total = sum(counts.values())
             dist = ", ".join(f"{k} {v / total:.1%}" for k, v in counts.most_common(8))
-            table.add_row(f"label: {key}", f"{total:,} turns; {dist}")
+            values = f", {len(counts):,} values" if len(counts) > 8 else ""
+            table.add_row(f"label: {key}", f"{total:,} turns{values}; {dist}")
         return table
 
 
