@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 """
 # Bumped when the way an answer of that kind is produced or parsed changes: old entries stop matching.
-CACHE_FORMATS = {"chat": 2, "options": 2, "causal": 2}
+CACHE_FORMATS = {"chat": 2, "options": 2, "causal": 2, "continuations": 2}
 # A claim older than this is taken over (its owner may hang); a dead owner's claim at once.
 CLAIM_SECONDS = 600.0
 _POLL_SECONDS = 0.1

@@ -61,6 +61,27 @@ def no_weight_repacking(llama_cpp):
         low.llama_model_default_params = original
 
 
+@contextmanager
+def parallel_sequences(llama_cpp):
+    """A context whose KV cache holds up to llama.cpp's maximum of parallel sequences in one unified buffer
+    (so sequence 0 keeps the whole context): whole-value scoring evaluates a slot's values side by side.
+    Single-sequence answers are bit-identical with and without it (checked on SmolLM2 and Gemma 3)."""
+    low = llama_cpp.llama_cpp
+    original = low.llama_context_default_params
+
+    def params():
+        p = original()
+        p.n_seq_max = llama_cpp.llama_max_parallel_sequences()
+        p.kv_unified = True
+        return p
+
+    low.llama_context_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_context_default_params = original
+
+
 _LOG_CALLBACK = None  # kept referenced: llama.cpp holds only a C pointer to it
 
 
@@ -101,7 +122,7 @@ class LlamaCppTeacher(SequentialMixin):
         self.model, self.path = resolve_model_path(model)
         self.n_ctx = n_ctx
         self._sha256: str | None = None
-        with no_weight_repacking(llama_cpp) if exact else nullcontext():
+        with no_weight_repacking(llama_cpp) if exact else nullcontext(), parallel_sequences(llama_cpp):
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
                                        n_threads=n_threads or max(1, os.cpu_count() or 1))
         # freed before the interpreter tears down llama_cpp's modules, or __del__ fails at exit with a traceback
@@ -271,10 +292,13 @@ class LlamaCppTeacher(SequentialMixin):
                               groups: Sequence[tuple[str, Sequence[str]]]) -> ContinuationScores:
         """log P(continuation | prompt + lead) for each group's continuations, every token of it counted.
 
-        The prompt is evaluated once; each continuation is then evaluated on top of its KV state (with the
-        lead, and widened to `min_batch` tokens by re-reading prompt tokens, so the logits equal a pass from
-        scratch) and dropped again. Tokens the lead and the continuation share are context, not scored,
-        so a tokenizer that merges the lead's last character into the value still scores the value whole.
+        The prompt is evaluated once (its shared prefix reused), then each group's lead once on top of it;
+        the continuations of a group are then evaluated together, one KV sequence each, in one batch
+        (`_score_parallel`), and dropped again. A continuation whose tokens do not start with the lead's
+        (a tokenizer merging across the boundary) is scored on its own, from the prompt (`_score_piece`).
+        The numbers do not depend on what the KV state held before (tested). Batching a slot's values
+        changes the kernels' rounding: against one value at a time, normalised probabilities moved by at most
+        9e-5 on a WOZ prompt (75 food values), for 3.6x less time.
         """
         prompt, _ = self.render(messages)
         tokens = self.tokenize(prompt)
@@ -283,13 +307,77 @@ class LlamaCppTeacher(SequentialMixin):
                                f"the context of {self.llm.n_ctx()}")
         shared = self._shared_prefix(tokens) if self.reuse_prefix else 0
         self._eval_tail(tokens, shared)
-        out = []
-        for lead, continuations in groups:
-            lead_tokens = self.tokenize_piece(lead)
-            out.append({c: self._score_piece(tokens, lead_tokens, self.tokenize_piece(lead + c))
-                        for c in continuations})
+        out = [self._score_group(tokens, self.tokenize_piece(lead), {c: self.tokenize_piece(lead + c)
+                                                                     for c in continuations})
+               for lead, continuations in groups]
+        self.llm.n_tokens = len(tokens)
         self._llama_cpp_memory_trim(len(tokens))
         return ContinuationScores(out, prompt_tokens=len(tokens))
+
+    def _score_group(self, prompt: list[int], lead: list[int], pieces: dict[str, list[int]]) -> dict[str, float]:
+        """One group: the lead evaluated once, then every continuation that extends it in parallel."""
+        follows = {c: p[len(lead):] for c, p in pieces.items() if p[:len(lead)] == lead and len(p) > len(lead)}
+        scores = {c: self._score_piece(prompt, lead, p) for c, p in pieces.items() if c not in follows}
+        if follows:
+            head = prompt + lead
+            self.llm.n_tokens = len(prompt)
+            self._eval_tail(head, len(prompt))
+            first = self._log_softmax(np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)))
+            scores.update(self._score_parallel(len(head), follows, first))
+            self.llm.n_tokens = len(prompt)
+            self._llama_cpp_memory_trim(len(prompt))
+        return {c: scores[c] for c in pieces}
+
+    def _score_parallel(self, start: int, rests: dict[str, list[int]], first: np.ndarray) -> dict[str, float]:
+        """Each continuation's tokens after the lead on its own KV sequence (a copy of the prompt + lead, held
+        in sequence 0), as many per batch as fit; the first token's log-prob comes from `first`."""
+        scores = {c: float(first[r[0]]) for c, r in rests.items()}
+        todo = [c for c, r in rests.items() if len(r) > 1]
+        limit = self._llama_cpp.llama_max_parallel_sequences() - 2  # sequence 0 and a filler
+        batch = self.llm._batch.batch
+        while todo:
+            chunk, size = [], 0
+            while todo and len(chunk) < limit and size + len(rests[todo[0]]) - 1 <= self.llm.n_batch:
+                size += len(rests[todo[0]]) - 1
+                chunk.append(todo.pop(0))
+            batch.n_tokens = 0
+            for seq, c in enumerate(chunk, 1):
+                self.llm._ctx.kv_cache_seq_cp(0, seq, 0, start)
+                for j, token in enumerate(rests[c][:-1]):
+                    i = batch.n_tokens
+                    batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, start + j, 1, True
+                    batch.seq_id[i][0] = seq
+                    batch.n_tokens += 1
+            filler = self._fill_batch(batch, len(chunk) + 1)
+            self.llm._ctx.decode(self.llm._batch)
+            self.evaluated_tokens += batch.n_tokens
+            if filler:
+                self.llm._ctx.kv_cache_seq_rm(len(chunk) + 1, 0, -1)
+            row = 0  # the batch index: logits by index (`get_logits_ith`), as a multi-sequence batch's
+            for seq, c in enumerate(chunk, 1):  # outputs need not come back in batch order
+                for token in rests[c][1:]:
+                    logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(row), shape=(self.llm.n_vocab(),))
+                    scores[c] += float(self._log_softmax(logits)[token])
+                    row += 1
+                self.llm._ctx.kv_cache_seq_rm(seq, 0, -1)
+        return scores
+
+    def _fill_batch(self, batch, seq: int) -> int:
+        """Widen a batch under `min_batch` tokens with filler tokens on a sequence of their own (no logits):
+        short batches take other CPU kernels, as `_eval_tail` explains."""
+        filler = max(0, self.min_batch - batch.n_tokens)
+        for j in range(filler):
+            i = batch.n_tokens
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = self.llm.token_bos(), j, 1, False
+            batch.seq_id[i][0] = seq
+            batch.n_tokens += 1
+        return filler
+
+    @staticmethod
+    def _log_softmax(row: np.ndarray) -> np.ndarray:
+        row = row.astype(np.float64)
+        top = row.max()
+        return row - top - math.log(np.exp(row - top).sum())
 
     def _score_piece(self, prompt: list[int], lead: list[int], piece: list[int]) -> float:
         """Sum of log-probs of `piece` after the common prefix it shares with `lead`, on top of `prompt`."""
@@ -308,17 +396,14 @@ class LlamaCppTeacher(SequentialMixin):
         self.llm._ctx.decode(self.llm._batch)
         self.evaluated_tokens += len(batch)
         logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(len(wanted), self.llm.n_vocab()))
-        total = 0.0
-        for k, j in enumerate(range(first, len(piece))):
-            row = logits[k].astype(np.float64)
-            top = row.max()
-            total += float(row[piece[j]] - top - math.log(np.exp(row - top).sum()))
+        total = sum(float(self._log_softmax(logits[k])[piece[j]]) for k, j in enumerate(range(first, len(piece))))
+        self._llama_cpp_memory_trim(n)
         return total
 
     def _llama_cpp_memory_trim(self, keep: int) -> None:
-        """Drop KV entries from position `keep` on (what a continuation added); `n_tokens` still says the
-        prompt is held, which the next `eval` trusts."""
-        self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        """Drop sequence 0's KV entries from position `keep` on (what a continuation added); `n_tokens`
+        says how much of the prompt is held, which the next `eval` trusts."""
+        self.llm._ctx.kv_cache_seq_rm(0, keep, -1)
 
     # --- causal mode --------------------------------------------------------------------------
     def stream_option_logprobs(self, head: str, segments: Sequence[str], ask: str,
