@@ -230,3 +230,25 @@ def test_data_inspect_shows_each_slots_value_distribution(taxi_files):
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if "state taxi-car" in x)
     assert "5 turns" in line and "none 20.0%" in line and "van 40.0%" in line
+
+
+def test_simulated_slot_teacher_confuses_per_slot_with_a_dialogue_bias():
+    import numpy as np
+
+    from dialpref.student.simulated import LEVELS, NoiseModel, simulate_slot_scores
+
+    rng = np.random.default_rng(1)
+    gold = np.stack([rng.choice(5, 400, p=[0.6, 0.1, 0.1, 0.1, 0.1]), rng.choice(3, 400)], axis=1)
+    gold[0, 0] = -100  # a value outside the slot's list counts as none
+    ids = [f"d{i // 8}" for i in range(400)]
+    s = simulate_slot_scores(gold, ids, [(0, 5), (5, 8)], LEVELS["low"], seed=0)
+    assert s.shape == (400, 8)
+    assert np.allclose(s[:, :5].sum(1), 1) and np.allclose(s[:, 5:].sum(1), 1)
+    agree = (s[:, :5].argmax(1) == np.where(gold[:, 0] < 0, 0, gold[:, 0])).mean()
+    assert 0.5 < agree < 0.95  # noisy, but informative
+    flips = simulate_slot_scores(gold, ids, [(0, 5), (5, 8)], NoiseModel(flip=0.3, bias=0.0, noise=0.01), seed=0)
+    missed = (gold[:, 0] > 0) & (flips[:, :5].argmax(1) != gold[:, 0])
+    assert (flips[missed, :5].argmax(1) == 0).mean() > 0.5  # a flipped change mostly becomes none (frequent)
+    biased = simulate_slot_scores(gold, ids, [(0, 5), (5, 8)], NoiseModel(flip=0.0, bias=1.0, noise=0.0), seed=0)
+    same = [i for i in range(8) if gold[i, 1] == gold[0, 1]]  # dialogue d0, same gold area value
+    assert len(same) > 1 and np.allclose(biased[same, 5:], biased[same[0], 5:])  # the bias is the dialogue's

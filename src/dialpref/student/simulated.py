@@ -54,3 +54,16 @@ def simulate_scores(gold: Sequence[int], dialogue_ids: Sequence[str], classes: i
     z += rng.normal(0.0, model.noise, z.shape)
     z -= z.max(1, keepdims=True)
     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+
+def simulate_slot_scores(gold: np.ndarray, dialogue_ids: Sequence[str], bounds: Sequence[tuple[int, int]],
+                         model: NoiseModel, seed: int = 0) -> np.ndarray:
+    """S [n, outputs] for a slots task from gold value indices [n, slots] (-100 where the gold value is not
+    in the slot's list: taken as `none`, index 0): the noise model above, slot by slot. Values are confused in
+    proportion to their frequency, so a flipped change mostly becomes `none` (a missed change) and a flipped
+    `none` a frequent value (a spurious one); each dialogue's bias is shared by its turns, per slot."""
+    parts = []
+    for k, (a, b) in enumerate(bounds):
+        column = np.where(gold[:, k] < 0, 0, gold[:, k])
+        parts.append(simulate_scores(column, dialogue_ids, b - a, model, seed=seed + k))
+    return np.concatenate(parts, axis=1)
