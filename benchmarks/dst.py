@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=list(DATASETS), required=True)
     parser.add_argument("--dialogues", type=int, default=100, help="the first N test dialogues")
-    parser.add_argument("--teachers", nargs="+", default=["smollm2-135m"])
+    parser.add_argument("--teachers", nargs="+", default=["gemma3-270m"], help="default: the embedded default")
     parser.add_argument("--estimators", nargs="+", default=["expected"], choices=["expected", "votes"])
     parser.add_argument("--votes", type=int, default=5)
     return parser.parse_args()

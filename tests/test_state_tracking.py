@@ -252,3 +252,30 @@ def test_simulated_slot_teacher_confuses_per_slot_with_a_dialogue_bias():
     biased = simulate_slot_scores(gold, ids, [(0, 5), (5, 8)], NoiseModel(flip=0.0, bias=1.0, noise=0.0), seed=0)
     same = [i for i in range(8) if gold[i, 1] == gold[0, 1]]  # dialogue d0, same gold area value
     assert len(same) > 1 and np.allclose(biased[same, 5:], biased[same[0], 5:])  # the bias is the dialogue's
+
+
+def test_votes_through_a_server_send_the_enum_schema_and_retry_an_invalid_answer(taxi_files, tmp_path):
+    """A slot task's votes from an OpenAI-compatible server on loopback: the JSON schema with each slot's
+    values as an enum goes out as response_format; an answer outside the enum is sent back with the error."""
+    from fake_openai import FakeOpenAI
+
+    spec, data = taxi_files
+
+    def reply(payload):
+        schema = payload["response_format"]["json_schema"]["schema"]
+        return json.dumps({k: v["enum"][-1] for k, v in schema["properties"].items()})
+
+    with FakeOpenAI(reply_for=reply) as fake:
+        fake.faults.append({"text": json.dumps({"taxi-destination": "airport", "taxi-car": "rocket"})})
+        out = tmp_path / "votes.jsonl"
+        result = runner.invoke(app, ["label", str(data), "--task", str(spec), "--teacher", fake.url,
+                                     "--estimator", "votes", "--votes", "2", "--output", str(out),
+                                     "--cache", str(tmp_path / "cache.sqlite")])
+        assert result.exit_code == 0, result.output
+        first = fake.requests[0]["response_format"]["json_schema"]["schema"]["properties"]
+        assert first["taxi-car"]["enum"] == ["none", "dontcare", "sedan", "van", "electric"]
+        assert "not valid" in fake.requests[1]["messages"][-1]["content"]  # the retry says what was wrong
+        assert "taxi-car" in fake.requests[1]["messages"][-1]["content"]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 5 and all(len(r["votes"]) == 2 for r in rows)
+    assert all(r["scores"]["taxi-car"]["electric"] == 1.0 for r in rows)  # every vote took the last enum value
