@@ -161,6 +161,8 @@ def test_label_cli_on_a_yaml_only_domain(taxi_files, tmp_path):
     assert [r["gold"]["taxi-car"] for r in rows] == ["none", "van", "none", "electric", "dontcare"]
     summary = json.loads((tmp_path / "run" / "scores.summary.json").read_text())
     assert summary["config"]["mode"] == "prefix" and summary["gold"]["turns"] == 5
+    assert summary["config"]["prior"] == "unlabelled" and all(r["prior"]["kind"] == "unlabelled" for r in rows)
+    assert summary["gold_before_prior"]["turns"] == 5 and all(r["scores_raw"] != r["scores"] for r in rows)
     assert summary["gold"] == rows_report(rows, task.slot_names, 10)
     again = runner.invoke(app, ["label", str(data), "--task", str(spec), "--teacher", "smollm2-135m",
                                 "--output", str(out), "--cache", str(tmp_path / "cache.sqlite")])
@@ -279,3 +281,24 @@ def test_votes_through_a_server_send_the_enum_schema_and_retry_an_invalid_answer
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5 and all(len(r["votes"]) == 2 for r in rows)
     assert all(r["scores"]["taxi-car"]["electric"] == 1.0 for r in rows)  # every vote took the last enum value
+
+
+def test_the_unlabelled_prior_divides_out_a_slots_lean():
+    """A teacher that says `dontcare` for everything, a little less where the turn sets a value: after the
+    per-slot prior, the turn's own evidence decides."""
+    from dialpref.label.prior import apply_slot_priors, slot_priors
+
+    task = TaskSpec.from_dict(TAXI_SPEC).with_values_from([Dialogue.model_validate(d) for d in taxi_dialogues()])
+    values = task.slots[1].values  # none, dontcare, sedan, van, electric
+
+    def row(van):
+        dist = {v: 0.02 for v in values} | {"dontcare": 0.9 - van, "van": 0.02 + van}
+        return {"scores": {"taxi-destination": {v: 1 / len(task.slots[0].values) for v in task.slots[0].values},
+                           "taxi-car": dist}, "predicted": {}}
+
+    rows = [row(0.0), row(0.0), row(0.1)]
+    assert all(max(r["scores"]["taxi-car"], key=r["scores"]["taxi-car"].get) == "dontcare" for r in rows)
+    fixed = apply_slot_priors(rows, slot_priors(rows, task))
+    assert fixed[2]["predicted"]["taxi-car"] == "van" and fixed[0]["predicted"]["taxi-car"] != "van"
+    assert math.isclose(sum(fixed[2]["scores"]["taxi-car"].values()), 1.0)
+    assert fixed[2]["scores_raw"] == rows[2]["scores"]

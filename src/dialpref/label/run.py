@@ -25,7 +25,7 @@ from dialpref.label.bank import Bank, load_bank
 from dialpref.label.causal import PROMPT_ID as CAUSAL_PROMPT_ID, label_causal
 from dialpref.rows import write_rows
 from dialpref.label.state import PROMPT_ID as STATE_PROMPT_ID, label_state_dialogue
-from dialpref.label.prior import PRIORS, apply_priors, estimate_priors
+from dialpref.label.prior import PRIORS, apply_priors, apply_slot_priors, estimate_priors, slot_priors
 from dialpref.label.scoring import ScoringConfig, error_kind, score_dialogue, scores_at
 from dialpref.label.tasks import TaskSpec
 from dialpref.teachers.base import Teacher
@@ -83,12 +83,15 @@ class LabelConfig:
             raise ValueError("causal mode gives the expected estimator only")
 
     def resolved(self, teacher: Teacher, task: TaskSpec | None = None) -> "LabelConfig":
-        """This config with `mode="auto"` decided for this teacher (and task: a slot task is labelled in
-        prefix mode, with no prior correction, which has no meaning per slot yet)."""
+        """This config with `mode="auto"` decided for this teacher (and task: a slots task is labelled in
+        prefix mode, with the unlabelled prior per slot or none)."""
         if task is not None and task.kind == "slots":
             if self.mode == "causal":
                 raise ValueError(f"task {task.name!r} is a slots task: it is labelled in prefix mode, not causal")
-            return replace(self, mode="prefix", prior="none")
+            if self.prior not in ("none", "unlabelled"):
+                raise ValueError(f"task {task.name!r} is a slots task: its prior is none or unlabelled (per slot), "
+                                 f"not {self.prior!r}")
+            return replace(self, mode="prefix")
         if self.mode != "auto":
             return self
         bank = None if self.bank == LabelConfig.bank else self.bank  # the default bank is not a request for one
@@ -112,7 +115,9 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     started = time.perf_counter()
     rows = _label_all(teacher, task, dialogues, config, bank, on_dialogue)
     seconds = time.perf_counter() - started
-    if config.prior != "none":
+    if config.prior != "none" and task.kind == "slots":
+        rows = apply_slot_priors(rows, slot_priors(rows, task))
+    elif config.prior != "none":
         priors = estimate_priors(config.prior, rows, task, teacher, bank, list(dialogues))
         rows = apply_priors(rows, priors, config.prior, task)
     write_rows(rows, output)
@@ -184,7 +189,12 @@ def _quality(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path
     goal accuracy, per-slot accuracy, change F1 and ECE)."""
     if task.kind == "slots":
         report = state_tracking.rows_report(rows, task.slot_names, config.buckets)
-        return {"gold": report} if report["turns"] else {}
+        if not report["turns"]:
+            return {}
+        raw = [{**r, "scores": r["scores_raw"], "predicted": {k: max(d, key=d.get) for k, d in r["scores_raw"].items()}}
+               for r in rows if r.get("scores_raw")]
+        before = {"gold_before_prior": state_tracking.rows_report(raw, task.slot_names, config.buckets)} if raw else {}
+        return {"gold": report, **before}
     probs, gold = calibration.arrays(rows, task.class_names)
     if len(gold) == 0:
         return {}
