@@ -151,12 +151,14 @@ def summarise(runs: dict) -> dict:
     return table
 
 
-def run_table(args, task, pool: Part, test: Part, sets: dict, runs: dict, save) -> None:
+def run_table(args, task, pool: Part, test: Part, sets: dict, runs: dict, shared: dict, save) -> None:
+    """Every (level, method, fraction, seed) not in `runs` yet; fine-tune only goes to `shared` (the real and
+    the simulated tables show the same runs: they never see a teacher)."""
     for seed in args.seeds:
         subsets = dialogue_subsets(seed, pool, args.fractions)
         for level, scores in sets.items():
             for method in METHODS:
-                target = runs.setdefault(level, {}).setdefault(method, {})
+                target = (shared if method == "finetune_only" else runs.setdefault(level, {})).setdefault(method, {})
                 todo = [f for f in subsets if str(seed) not in target.get(f, {})]
                 if not todo:
                     continue
@@ -198,17 +200,17 @@ def main() -> None:
         write_result(name, result)
         return
     key = "table" if args.teacher == "real" else "simulated_table"
-    runs = result.setdefault(f"{key}_runs", {})
+    runs, shared = result.setdefault(f"{key}_runs", {}), result.setdefault("finetune_only_runs", {})
     started = time.perf_counter()
 
     def save():
-        result[key] = {lv: summarise(by) for lv, by in runs.items()}
+        result[key] = {lv: summarise({**shared, **by}) for lv, by in runs.items()}
         result[f"{key}_seconds"] = round(time.perf_counter() - started, 1)
         if args.teacher == "simulated":
             result["noise_models"] = {lv: LEVELS[lv].as_dict() for lv in args.levels}
         write_result(name, result)
 
-    run_table(args, task, pool, test, teacher_sets(args, task, pool), runs, save)
+    run_table(args, task, pool, test, teacher_sets(args, task, pool), runs, shared, save)
     save()
 
 
