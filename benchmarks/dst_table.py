@@ -138,6 +138,13 @@ def finetune_and_test(student: Student, chosen: np.ndarray, pool: Part, test: Pa
     return {**test_figures(student, test), "gold_turns": int(len(chosen)), "finetune_seconds": history["seconds"]}
 
 
+def change_accuracy(scores: np.ndarray, pool: Part, task) -> float:
+    """Share of (turn, slot) changes the teacher's scores put first, over the pool (its quality as a label)."""
+    predicted = to_changes(scores, task)
+    hits = [p[s] == g.get(s, "none") for p, g in zip(predicted, pool.changes) for s in task.slot_names]
+    return round(float(np.mean(hits)), 4)
+
+
 def summarise(runs: dict) -> dict:
     table = {}
     for method, by_fraction in runs.items():
@@ -210,7 +217,10 @@ def main() -> None:
             result["noise_models"] = {lv: LEVELS[lv].as_dict() for lv in args.levels}
         write_result(name, result)
 
-    run_table(args, task, pool, test, teacher_sets(args, task, pool), runs, shared, save)
+    sets = teacher_sets(args, task, pool)
+    result[f"{key}_teacher_change_accuracy_on_pool"] = {lv: change_accuracy(scores, pool, task)
+                                                        for lv, scores in sets.items()}
+    run_table(args, task, pool, test, sets, runs, shared, save)
     save()
 
 
