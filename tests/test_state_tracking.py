@@ -302,3 +302,14 @@ def test_the_unlabelled_prior_divides_out_a_slots_lean():
     assert fixed[2]["predicted"]["taxi-car"] == "van" and fixed[0]["predicted"]["taxi-car"] != "van"
     assert math.isclose(sum(fixed[2]["scores"]["taxi-car"].values()), 1.0)
     assert fixed[2]["scores_raw"] == rows[2]["scores"]
+
+
+def test_task_init_writes_a_slots_spec_from_gold_states(taxi_files, tmp_path):
+    _, data = taxi_files
+    out = tmp_path / "init.yaml"
+    result = runner.invoke(app, ["task", "init", str(data), "--label", "state", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    task = load_task(str(out))
+    assert task.kind == "slots" and task.slot_names == ["taxi-destination", "taxi-car"]
+    assert set(task.slots[1].values) == {"none", "dontcare", "van", "electric"}  # only values the data holds
+    assert "TODO" in out.read_text()

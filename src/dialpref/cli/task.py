@@ -35,5 +35,6 @@ def task_init(
         raise typer.BadParameter(f"{output} exists; a spec you may have edited is not overwritten")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output}: {len(values)} classes ({', '.join(list(values)[:8])}); {sink.summary()}. "
+    kind = "slots" if "kind: slots" in text else "classes"
+    console.print(f"wrote {output}: {len(values)} {kind} ({', '.join(list(values)[:8])}); {sink.summary()}. "
                   "Fill in its TODO descriptions before labelling.", highlight=False)

@@ -14,8 +14,10 @@ from typing import Iterable
 import yaml
 
 from dialpref.data.schema import Dialogue
+from dialpref.label.slots import SPECIAL, flat_state
 
 MAX_CLASSES = 26
+MAX_LISTED = 40  # a slot with more distinct values is written `open`
 
 
 def class_name(value: str) -> str:
@@ -27,7 +29,11 @@ def _article(word: str) -> str:
 
 
 def task_yaml(name: str, label: str, dialogues: Iterable[Dialogue]) -> tuple[str, Counter[str]]:
-    """The spec's YAML text and the label values counted."""
+    """The spec's YAML text and the label values counted (a state label, {domain: {slot: value}}: a slots
+    spec, `slots_yaml`)."""
+    dialogues = list(dialogues)
+    if any(isinstance(t.labels.get(label), dict) for d in dialogues for t in d.turns):
+        return slots_yaml(name, label, dialogues)
     values: Counter[str] = Counter()
     roles: Counter[str] = Counter()
     for dialogue in dialogues:
@@ -50,3 +56,35 @@ def task_yaml(name: str, label: str, dialogues: Iterable[Dialogue]) -> tuple[str
     header = (f"# Task spec written by `dialpref task init` from {sum(values.values()):,} labelled turns.\n"
               "# Fill in every TODO: the teacher reads the description and each class's line.\n")
     return header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110), values
+
+
+def slots_yaml(name: str, label: str, dialogues: Iterable[Dialogue]) -> tuple[str, Counter[str]]:
+    """A slots spec from gold states: every slot that ever holds a value, its values listed when there are at
+    most MAX_LISTED, else `open` (gathered from training data when labelling); returns slot -> distinct values."""
+    seen: dict[str, Counter[str]] = {}
+    roles: Counter[str] = Counter()
+    for dialogue in dialogues:
+        for turn in dialogue.turns:
+            state = turn.labels.get(label)
+            if isinstance(state, dict):
+                roles[turn.role] += 1
+                for slot, value in flat_state(state).items():
+                    seen.setdefault(slot, Counter())
+                    if value not in SPECIAL:
+                        seen[slot][value] += 1
+    used = {slot: counts for slot, counts in seen.items() if counts}
+    if not used:
+        raise ValueError(f"label {label!r} holds states, but no slot ever has a value in these dialogues")
+    domains: dict[str, dict] = {}
+    for slot, counts in used.items():
+        domain, _, short = slot.partition("-")
+        entry = domains.setdefault(domain, {"description": f"TODO: what the {domain} domain is about", "slots": {}})
+        entry["slots"][short or domain] = {"description": f"TODO: what {short or domain} means",
+                                           "values": list(counts) if len(counts) <= MAX_LISTED else "open"}
+    spec = {"name": name, "kind": "slots", "description": "TODO: what the user wants, in a few words",
+            "gold_key": label, "roles": sorted(roles), "context_turns": None, "domains": domains}
+    header = (f"# Slots spec written by `dialpref task init` from {sum(roles.values()):,} turns with a state.\n"
+              "# Fill in every TODO: the teacher reads each slot's description. `values: open` slots take their\n"
+              "# values from the training dialogues' states when labelling.\n")
+    return header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110), \
+        Counter({slot: len(counts) for slot, counts in used.items()})
