@@ -83,8 +83,9 @@ def main() -> None:
             if before.get("prior") and before.get("seconds_per_turn") is not None:
                 continue  # measured already
             teacher[key] = teacher_figures(args, teacher_name, estimator, dialogues)
-            if teacher[key]["seconds_per_turn"] is None:  # answered from the cache: the first run's speed stands
-                teacher[key]["seconds_per_turn"] = before.get("seconds_per_turn")
+            if teacher[key]["seconds_per_turn"] is None:  # answered from the cache: the first run's cost stands
+                for cost in ("seconds_per_turn", "tokens_evaluated_per_turn"):
+                    teacher[key][cost] = before.get(cost)
             print(key, json.dumps(teacher[key]), flush=True)
             keep = {k: v for k, v in previous.items() if k not in ("command", "machine", "finished", "teacher")}
             write_result(name, {**keep, "dataset": args.dataset, "task": DATASETS[args.dataset], "teacher": teacher})
