@@ -218,6 +218,9 @@ def distill_run(config: DistillConfig, output: Path, cache_path: Path,
     started = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     task = load_task(config.task)
+    if task.kind == "slots":
+        raise ValueError(f"the quick start runs utterance classification; {task.name!r} is a slots task: see "
+                         "docs/state_tracking.md for its label / student / predict commands")
     timings: dict[str, float] = {}
     with _timed(timings, "read dialogues"):
         (output / "input-rejects.jsonl").unlink(missing_ok=True)  # a rerun rewrites its files
