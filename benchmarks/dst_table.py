@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, SHARED_DATA, write_result  # noqa: E402
-from table1 import finetune_config  # noqa: E402
+from table1 import finetune_config, summarise  # noqa: E402
 
 from dialpref.data import Rejects, read_dialogues  # noqa: E402
 from dialpref.evaluate.state_tracking import rows_report  # noqa: E402
@@ -49,6 +49,7 @@ from dialpref.student.train import TrainConfig  # noqa: E402
 
 DATASETS = {"woz": "woz_state", "camrest": "camrest_state"}
 METHODS = ("finetune_only", "pointwise", "pairwise")
+METRICS = ("joint_goal_accuracy", "slot_accuracy")
 
 
 @dataclass
@@ -147,19 +148,6 @@ def change_accuracy(scores: np.ndarray, pool: Part, task) -> float:
     return round(float(np.mean(hits)), 4)
 
 
-def summarise(runs: dict) -> dict:
-    table = {}
-    for method, by_fraction in runs.items():
-        table[method] = {}
-        for fraction, by_seed in by_fraction.items():
-            entry = {"per_seed": by_seed}
-            for metric in ("joint_goal_accuracy", "slot_accuracy"):
-                values = [v[metric] for v in by_seed.values()]
-                entry[metric], entry[metric + "_std"] = round(float(np.mean(values)), 4), round(float(np.std(values)), 4)
-            table[method][fraction] = entry
-    return table
-
-
 def run_table(args, task, pool: Part, test: Part, sets: dict, runs: dict, shared: dict, save) -> None:
     """Every (level, method, fraction, seed) not in `runs` yet; fine-tune only goes to `shared` (the real and
     the simulated tables show the same runs: they never see a teacher)."""
@@ -216,7 +204,7 @@ def main() -> None:
     started = time.perf_counter()
 
     def save():
-        result[key] = {lv: summarise({**shared, **by}) for lv, by in runs.items()}
+        result[key] = {lv: summarise({**shared, **by}, METRICS) for lv, by in runs.items()}
         result[f"{key}_seconds"] = round(time.perf_counter() - started, 1)
         if args.teacher == "simulated":
             result["noise_models"] = {lv: LEVELS[lv].as_dict() for lv in args.levels}

@@ -186,13 +186,14 @@ def evaluate(student, windows, gold) -> dict:
 
 
 # --- figures -------------------------------------------------------------------------------------
-def summarise(runs: dict) -> dict:
+def summarise(runs: dict, metrics: tuple[str, ...] = ("accuracy", "macro_f1")) -> dict:
+    """Per method and fraction: the per-seed results, and each metric's mean and spread over seeds."""
     table = {}
     for method, by_fraction in runs.items():
         table[method] = {}
         for fraction, by_seed in by_fraction.items():
             entry = {"per_seed": by_seed}
-            for metric in ("accuracy", "macro_f1"):
+            for metric in metrics:
                 values = [v[metric] for v in by_seed.values()]
                 entry[metric] = round(float(np.mean(values)), 4)
                 entry[metric + "_std"] = round(float(np.std(values)), 4)
