@@ -313,3 +313,22 @@ def test_task_init_writes_a_slots_spec_from_gold_states(taxi_files, tmp_path):
     assert task.kind == "slots" and task.slot_names == ["taxi-destination", "taxi-car"]
     assert set(task.slots[1].values) == {"none", "dontcare", "van", "electric"}  # only values the data holds
     assert "TODO" in out.read_text()
+
+
+def test_a_new_slot_head_starts_from_the_values_text():
+    """Before any training, the value-initialised head reads the value a turn names (a random head cannot):
+    the reason a 70-value food slot learns from a few gold turns each (docs/state_tracking.md)."""
+    from dialpref.student.model import Student, StudentConfig
+
+    task = TaskSpec.from_dict(TAXI_SPEC, "taxi.yaml").with_values_from(
+        [Dialogue.model_validate(d) for d in taxi_dialogues()])
+    turns = [("I would like a van.", "van"), ("Send a sedan please.", "sedan"), ("An electric one.", "electric"),
+             ("Thanks, bye.", "none")]
+    dialogue = Dialogue.model_validate({"id": "d", "turns": [
+        {"speaker": "user", "role": "user", "text": text} for text, _ in turns]})
+    hits = {}
+    for value_head in (True, False):
+        student = Student(task, StudentConfig(value_head=value_head), seed=0)
+        predicted = [change["taxi-car"] for change in student.predict(student.windows([dialogue]))]
+        hits[value_head] = sum(p == want for p, (_, want) in zip(predicted, turns))
+    assert hits[True] >= 3 and hits[False] <= 1, hits  # random rows: chance (1 in 5), not the named values

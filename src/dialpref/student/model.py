@@ -22,8 +22,8 @@ from dialpref.data.windows import Window, windows_of
 from dialpref.label.tasks import TaskSpec
 from dialpref.student.encoding import encode_windows, input_names, pad
 from dialpref.student.losses import LOSSES, AdaptiveMarginPairwiseLoss, GoldCrossEntropyLoss
-from dialpref.student.slot_heads import (PerSlotLoss, gold_targets, output_names, segment_softmax, segments,
-                                         to_changes)
+from dialpref.student.slot_heads import (PerSlotLoss, gold_targets, init_from_values, output_names, segment_softmax,
+                                         segments, to_changes)
 from dialpref.student.train import TrainConfig, run_training
 
 SIDECAR = "dialpref_student.json"
@@ -49,12 +49,14 @@ class StudentConfig:
     `AutoModelForSequenceClassification` loads (BERT, DistilBERT, RoBERTa, ...); context_turns: the k previous
     utterances a window shows; max_length: tokens per window (the oldest context is cut first, the utterance
     only when it alone is too long); device: where the model trains and predicts (None: cuda when present,
-    else cpu; not saved, so a student trained on a GPU loads on a CPU)."""
+    else cpu; not saved, so a student trained on a GPU loads on a CPU); value_head: for a slots task, start
+    the new head from the values' text (`slot_heads.init_from_values`) rather than at random."""
 
     encoder: str | None = None
     context_turns: int = 2
     max_length: int = 64
     device: str | None = None
+    value_head: bool = True
 
 
 class Student:
@@ -88,6 +90,8 @@ class Student:
                 label2id={n: i for i, n in enumerate(names)})
         self.model_ = model.eval().to(resolve_device(self.config.device))
         self.tokenizer_ = self.tokenizer or AutoTokenizer.from_pretrained(source)
+        if self.model is None and self.task.kind == "slots" and self.config.value_head:
+            init_from_values(self.model_, self.tokenizer_, self.task)
         return self
 
     # -- windows and tokens ---------------------------------------------------------------------------
