@@ -27,7 +27,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -176,7 +176,7 @@ def ceiling(args, task, pool: Part, test: Part) -> dict:
                          head_learning_rate=10 * args.ceiling_lr, seed=0, threads=args.threads)
     history = student.fit(pool.windows, pool.changes, config).history_[-1]
     return {**test_figures(student, test), "gold_turns": len(pool.windows), "epochs": args.ceiling_epochs,
-            "learning_rate": args.ceiling_lr, "seconds": history["seconds"],
+            "learning_rate": args.ceiling_lr, "seconds": history["seconds"], "value_head": student.config.value_head,
             "anchor": "GLAD / StateNet / SUMBT report about 88-91 % JGA on WOZ 2.0"}
 
 
@@ -190,7 +190,7 @@ def main() -> None:
     path = RESULTS / f"{name}.json"
     result = json.loads(path.read_text()) if path.exists() else {}
     result = {k: v for k, v in result.items() if k not in ("command", "machine", "finished")}
-    result.update(dataset=args.dataset, task=task.name,
+    result.update(dataset=args.dataset, task=task.name, student={**asdict(StudentConfig()), "encoder": "all-MiniLM-L6-v2"},
                   pool={"dialogues": len(pool.dialogues), "turns": len(pool.windows)},
                   test={"dialogues": len(test.dialogues), "turns": len(test.windows)})
     if args.part == "ceiling":  # every setting tried is kept; `gold_ceiling` is the best by JGA
