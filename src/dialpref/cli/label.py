@@ -57,6 +57,18 @@ def label(
                                       "holds an answer an earlier run found invalid (by default it is re-read "
                                       "and reported as invalid again; good answers are never asked twice)."),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    engine: str = typer.Option("local", help="'local': this process; 'ray': a Ray Data pipeline of labeller "
+                                             "actors, each holding a teacher (pip install 'dialpref[scale]'; "
+                                             "docs/scale_out.md). Rows are written as JSONL shards beside "
+                                             "--output as they come; a rerun skips the dialogues they hold."),
+    ray_address: Optional[str] = typer.Option(None, help="--engine ray: a running cluster ('auto', "
+                                                         "'ray://head:10001'); none starts a local one."),
+    actors: int = typer.Option(2, help="--engine ray: labeller actors (one teacher each)."),
+    cpus_per_actor: float = typer.Option(1.0, help="--engine ray: CPUs per actor (an embedded teacher's threads)."),
+    shard_dialogues: int = typer.Option(20, help="--engine ray: dialogues per output shard (a killed run "
+                                                 "loses at most one shard's rows, never its paid calls)."),
+    fresh: bool = typer.Option(False, "--fresh", help="--engine ray: drop the output's shards and label everything "
+                                                      "again (the cache still answers finished calls)."),
 ) -> None:
     """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
 
@@ -69,10 +81,14 @@ def label(
     from dialpref.label.run import resolve_mode
 
     kind = _task_kind(task)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine is 'local' or 'ray', not {engine!r}")
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
                     mode=resolve_mode(mode, teacher, estimator, bank, kind), prior=prior, buckets=buckets), examples,
-               context, retry_failed, map, strict)
+               context, retry_failed, map, strict,
+               None if engine == "local" else dict(address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor,
+                                                   dialogues_per_shard=shard_dialogues, fresh=fresh))
 
 
 def _task_kind(name: str) -> str:
@@ -86,11 +102,15 @@ def _task_kind(name: str) -> str:
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-               options=None, examples=None, context=None, retry_failed=False, mapping=None, strict=False):
-    """One `label` run, holding the lock on its output (a second run on the same output stops at once)."""
+               options=None, examples=None, context=None, retry_failed=False, mapping=None, strict=False, ray=None):
+    """One `label` run, holding the lock on its output (a second run on the same output stops at once);
+    `ray`: the Ray engine's options (None: this process)."""
     from dialpref.files import output_lock
 
     with output_lock(output):
+        if ray is not None:
+            return _label_on_ray(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
+                                 cache_path, options, examples, context, retry_failed, mapping, ray)
         return _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
                              cache_path, options, examples, context, retry_failed, mapping, strict)
 
@@ -125,6 +145,43 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
         summary = label_run(teacher, task, items, config, output, bank, source=str(source),
                             on_dialogue=lambda d, rows: progress.advance(bar, len(rows)))
     summary["input_rejects"] = sink.summary()
+    console.print_json(json.dumps(summary))
+    return summary
+
+
+def _label_on_ray(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path, options,
+                  examples, context, retry_failed, mapping, ray):
+    """`label --engine ray`: the same rows as the local path, labelled by Ray actors (dialpref.scale)."""
+    from dialpref.label.bank import load_bank
+    from dialpref.label.run import LabelConfig
+    from dialpref.label.tasks import load_task
+
+    try:
+        from dialpref.scale import shards
+        from dialpref.scale.ray_label import RayOptions, TeacherSpec, label_with_ray
+    except ImportError as err:
+        raise typer.BadParameter(f"--engine ray needs Ray: pip install 'dialpref[scale]' ({err})") from None
+    try:
+        task = load_task(task_name)
+        config = LabelConfig(**(options or {}))
+        bank = load_bank(config.bank, _examples(examples, task))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if ray.pop("fresh"):
+        shards.clear(shards.shard_dir(output))
+    task = _slot_values(task, examples, read_dialogues(source, Rejects(echo=False), split=split, limit=n_dialogues,
+                                                       mapping=mapping))
+    teacher = TeacherSpec(teacher_spec, server_model, str(cache_path), context, retry_failed,
+                          threads=max(1, int(ray["cpus_per_actor"])))
+    with _progress() as progress:
+        bar = progress.add_task(f"labelling {task.name} with {teacher_spec} on Ray ({ray['actors']} actors)",
+                                total=None)
+        try:
+            summary = label_with_ray(str(source), task, config, bank, output, teacher, RayOptions(**ray),
+                                     split=split, limit=n_dialogues, mapping=mapping,
+                                     on_dialogue=lambda n: progress.advance(bar, n))
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
     console.print_json(json.dumps(summary))
     return summary
 

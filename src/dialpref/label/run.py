@@ -108,20 +108,75 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
     """Label `dialogues`, write rows to `output`, plots and summary beside it; return the summary."""
     config = config.resolved(teacher, task)
     bank = bank if bank is not None else load_bank(config.bank)
-    skipped = [p.id for p in bank.prompts if p not in bank.usable()]
     tokens_before = getattr(teacher, "evaluated_tokens", None)
     cache = getattr(teacher, "cache", None)
     misses_before = cache.misses if cache is not None else 0
     started = time.perf_counter()
-    rows = _label_all(teacher, task, dialogues, config, bank, on_dialogue)
+    rows = []
+    for dialogue in dialogues:
+        got = label_dialogue(teacher, task, dialogue, config, bank)
+        rows.extend(got)
+        if on_dialogue is not None:
+            on_dialogue(dialogue, got)
     seconds = time.perf_counter() - started
+    computed = cache is None or cache.misses > misses_before  # a run answered wholly from the cache has no speed
+    summary = finish_run(rows, task, config, output, bank, source, seconds, computed, len(dialogues), teacher,
+                         dialogues)
+    if tokens_before is not None:
+        summary["tokens_evaluated_per_label"] = round((teacher.evaluated_tokens - tokens_before) / max(1, len(rows)), 1)
+    if cache is not None:
+        summary["cache"] = cache.stats()
+    atomic_write_text(output.with_name(output.stem + ".summary.json"), json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def label_dialogue(teacher: Teacher, task: TaskSpec, dialogue: Dialogue, config: LabelConfig,
+                   bank: Bank) -> list[dict]:
+    """One dialogue's rows (before any prior), by the task kind's labeller (slots) or the mode's (causal /
+    prefix): the record-to-records step a local loop and a Ray actor (dialpref.scale) both run. `config`
+    is resolved (`LabelConfig.resolved`)."""
+    if task.kind == "slots":
+        return label_state_dialogue(teacher, task, dialogue, config.scoring())
+    if config.mode == "causal":
+        return label_causal(teacher, task, dialogue)
+    return score_dialogue(teacher, task, bank, dialogue, config.scoring())
+
+
+def finish_run(rows: list[dict], task: TaskSpec, config: LabelConfig, output: Path, bank: Bank, source: str,
+               seconds: float, computed: bool, n_dialogues: int, teacher: Teacher | None = None,
+               dialogues: Sequence[Dialogue] = ()) -> dict[str, Any]:
+    """What a run does once every row is in, whichever engine labelled them: the prior (it needs all rows;
+    the content-free ones need the teacher and some dialogues), the rows file, the rejects, the summary
+    (returned; the caller adds its engine's figures and writes it)."""
     if config.prior != "none" and task.kind == "slots":
         rows = apply_slot_priors(rows, slot_priors(rows, task))
     elif config.prior != "none":
         priors = estimate_priors(config.prior, rows, task, teacher, bank, list(dialogues))
         rows = apply_priors(rows, priors, config.prior, task)
     write_rows(rows, output)
+    rejects = _write_rejects(rows, output, source)
+    causal = config.mode == "causal"
+    summary: dict[str, Any] = {
+        "task": task.name, "task_spec": {**asdict(task), "roles": list(task.roles)},
+        "teacher": getattr(teacher, "model", None), "config": {**asdict(config), **({"bank": None} if causal else {})},
+        "prompts": [STATE_PROMPT_ID] if task.kind == "slots" else [CAUSAL_PROMPT_ID] if causal else bank.ids,
+        "prompts_skipped": [] if causal else [p.id for p in bank.prompts if p not in bank.usable()],
+        "dialogues": n_dialogues, "utterances": len(rows),
+        "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
+        "truncated": sum(bool(r.get("truncation")) for r in rows),
+        # rows with errors, by the kind of their first (what followed from it is not counted again)
+        "failures_by_reason": dict(Counter(error_kind(r["errors"][0]) for r in rows if r["errors"]).most_common()),
+        "seconds": round(seconds, 2),
+        "labels_per_second": round(len(rows) / seconds, 2) if seconds and computed else None,
+        "answered_from_cache": not computed,
+        "prompt_tokens_per_label": round(sum(r["prompt_tokens"] for r in rows) / max(1, len(rows)), 1),
+        "output": str(output), "rejects": str(rejects)}
+    summary.update(_quality(rows, task, config, output))
+    return summary
 
+
+def _write_rejects(rows: list[dict], output: Path, source: str) -> Path:
+    """Rows whose calls failed or whose answers could not be read, with the reason (they stay in the rows)."""
     rejects_path = output.with_name(output.stem + ".rejects.jsonl")
     rejects_path.unlink(missing_ok=True)  # a rerun rewrites the run's files, it does not append to them
     rejects = Rejects(rejects_path, echo=False)
@@ -131,47 +186,7 @@ def label_run(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], c
                         reason=("no scores: " if row["scores"] is None else "partly failed: ") + "; ".join(
                             row["errors"][:3] or ["no prompt answered"]), raw=row)
     rejects.close()
-
-    causal = config.mode == "causal"
-    computed = cache is None or cache.misses > misses_before  # a run answered wholly from the cache has no speed
-    summary: dict[str, Any] = {
-        "task": task.name, "task_spec": {**asdict(task), "roles": list(task.roles)}, "teacher": teacher.model,
-        "config": {**asdict(config), **({"bank": None} if causal else {})},
-        "prompts": [STATE_PROMPT_ID] if task.kind == "slots" else [CAUSAL_PROMPT_ID] if causal else bank.ids,
-        "prompts_skipped": [] if causal else skipped, "dialogues": len(dialogues), "utterances": len(rows),
-        "without_scores": sum(r["scores"] is None for r in rows), "with_errors": sum(bool(r["errors"]) for r in rows),
-        "truncated": sum(bool(r.get("truncation")) for r in rows),
-        # rows with errors, by the kind of their first (what followed from it is not counted again)
-        "failures_by_reason": dict(Counter(error_kind(r["errors"][0]) for r in rows if r["errors"]).most_common()),
-        "seconds": round(seconds, 2),
-        "labels_per_second": round(len(rows) / seconds, 2) if seconds and computed else None,
-        "answered_from_cache": not computed,
-        "prompt_tokens_per_label": round(sum(r["prompt_tokens"] for r in rows) / max(1, len(rows)), 1),
-        "output": str(output), "rejects": str(rejects.path)}
-    if tokens_before is not None:
-        summary["tokens_evaluated_per_label"] = round((teacher.evaluated_tokens - tokens_before) / max(1, len(rows)), 1)
-    if hasattr(teacher, "cache"):
-        summary["cache"] = teacher.cache.stats()
-    summary.update(_quality(rows, task, config, output))
-    atomic_write_text(output.with_name(output.stem + ".summary.json"), json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def _label_all(teacher: Teacher, task: TaskSpec, dialogues: Sequence[Dialogue], config: LabelConfig, bank: Bank,
-               on_dialogue: Callable[[Dialogue, list[dict]], None] | None) -> list[dict]:
-    """Every dialogue's rows, by the task kind's labeller (slots) or the mode's (causal / prefix)."""
-    rows: list[dict] = []
-    for dialogue in dialogues:
-        if task.kind == "slots":
-            got = label_state_dialogue(teacher, task, dialogue, config.scoring())
-        elif config.mode == "causal":
-            got = label_causal(teacher, task, dialogue)
-        else:
-            got = score_dialogue(teacher, task, bank, dialogue, config.scoring())
-        rows.extend(got)
-        if on_dialogue is not None:
-            on_dialogue(dialogue, got)
-    return rows
+    return rejects.path
 
 
 def ece_by_n(rows: Sequence[dict], classes: Sequence[str], buckets: int = 10) -> dict[int, float]:

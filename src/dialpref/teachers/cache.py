@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS calls (
     response TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stores (
+    key TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -109,6 +114,7 @@ class TeacherCache:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'ok')",
                 (key, kind, backend, model, json.dumps(request, ensure_ascii=False),
                  json.dumps(response, ensure_ascii=False), time.time()))
+            self._db.execute("INSERT INTO stores VALUES (?, ?, ?)", (key, self.owner, time.time()))
             self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
 
     def mark_invalid(self, key: str, reason: str) -> None:
@@ -143,6 +149,13 @@ class TeacherCache:
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "stored": len(self)}
+
+    def repeated_calls(self) -> int:
+        """Calls paid again after an answer was stored (every process that ever used this cache file
+        counted): what a resumed or a retried run must keep at 0."""
+        with self._lock:
+            stored, keys = self._db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM stores").fetchone()
+        return stored - keys
 
     def close(self) -> None:
         self._db.close()

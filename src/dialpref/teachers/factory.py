@@ -21,11 +21,12 @@ def is_server(spec: str) -> bool:
 
 def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", api_key_env: str = "OPENAI_API_KEY",
                  cache_path: str | Path | None = DEFAULT_CACHE, concurrency: int = 8, timeout: float = 60.0,
-                 n_ctx: int | None = None, retry_failed: bool = False):
+                 n_ctx: int | None = None, retry_failed: bool = False, threads: int | None = None):
     """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server).
     `n_ctx`: the context window in tokens (default 4096 embedded, 8192 for a server); dialogues that do
     not fit are cut by the rule in `teachers/context.py`. `retry_failed`: ask again where the cache holds
-    an answer an earlier run found invalid."""
+    an answer an earlier run found invalid. `threads`: an embedded teacher's CPU threads (None: llama.cpp's
+    default); a Ray actor passes the CPUs it holds."""
     if is_server(spec):
         from dialpref.teachers.openai_compat import OpenAICompatTeacher
 
@@ -34,7 +35,7 @@ def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", ap
     else:
         from dialpref.teachers.llamacpp import LlamaCppTeacher
 
-        teacher = LlamaCppTeacher(spec, n_ctx=n_ctx or EMBEDDED_CONTEXT)
+        teacher = LlamaCppTeacher(spec, n_ctx=n_ctx or EMBEDDED_CONTEXT, n_threads=threads)
     if cache_path is None:
         return teacher
     return CachedTeacher(teacher, TeacherCache(cache_path), retry_failed=retry_failed)
