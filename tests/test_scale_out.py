@@ -82,14 +82,18 @@ def _dialogues(path: Path, copies: int) -> Path:
 def _label(data: Path, out: Path, cache: Path, cluster, *extra) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dialpref.cli", "label", str(data), "--engine", "ray", "--ray-address", cluster["address"],
-         "--teacher", "smollm2-135m", "--dialogues", "1000", "--output", str(out), "--cache", str(cache),
-         "--actors", "2", "--shard-dialogues", "2", *extra],
+         "--dialogues", "1000", "--output", str(out), "--cache", str(cache),
+         "--actors", "2", "--shard-dialogues", "2", *_with_default_teacher(extra)],
         env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _said(text: str) -> str:
     """The CLI's words without the error box's borders and line breaks."""
     return " ".join(text.replace("│", " ").replace("╭", " ").replace("╰", " ").split())
+
+
+def _with_default_teacher(extra) -> list[str]:
+    return list(extra) if "--teacher" in extra else ["--teacher", "smollm2-135m", *extra]
 
 
 def _local_rows(data: Path, tmp_path: Path) -> list[dict]:
@@ -143,3 +147,70 @@ def test_ray_refuses_a_content_free_prior_and_mixed_shards(cluster, tmp_path):
     other = _label(data, out, tmp_path / "c.sqlite", cluster)
     text = _said(other.communicate(timeout=120)[0])
     assert other.returncode != 0 and "pass --fresh" in text and "Traceback" not in text, text
+
+
+def _llama_server(tmp_path: Path, name: str):
+    from dialpref.teachers.packaged import locate
+
+    port = _free_port()
+    log = tmp_path / f"{name}.log"
+    # a file, not a pipe: llama.cpp logs enough to fill a pipe and stall
+    proc = subprocess.Popen([sys.executable, "-m", "dialpref.teachers.llama_server", "--model",
+                             str(locate("smollm2-135m")), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+                             "--n_threads", "1", "--model_alias", "smollm2"], stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """Two real llama.cpp servers of the packaged model on 127.0.0.1."""
+    import importlib.util
+
+    import httpx
+
+    for module in ("uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} missing: pip install -e '.[llamacpp,server]'")
+    root = tmp_path_factory.mktemp("fleet")
+    servers = [_llama_server(root, f"server{i}") for i in range(2)]
+    deadline = time.monotonic() + 120
+    for proc, url, log in servers:
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+    yield [(url, log) for _, url, log in servers]
+    for proc, _, _ in servers:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_label_on_the_cluster_against_a_fleet_of_two_llama_servers(cluster, fleet, tmp_path):
+    """Prefix mode against both servers as one teacher: the rows the local loop gives, both servers used,
+    every utterance once, and a rerun repays nothing."""
+    data = _dialogues(tmp_path / "dialogues.jsonl", copies=1)  # 4 dialogues, 15 utterances
+    spec = ",".join(url for url, _ in fleet)
+    out, cache = tmp_path / "ray" / "scores.jsonl", tmp_path / "cache.sqlite"
+    served = _label(data, out, cache, cluster, "--teacher", spec, "--server-model", "smollm2", "--mode", "prefix")
+    log = served.communicate(timeout=300)[0]
+    assert served.returncode == 0, log[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len({(r["dialogue_id"], r["turn_index"]) for r in rows}) == len(rows) == 15
+    assert all(r["scores"] for r in rows)
+    assert all("/v1/chat/completions" in path.read_text(errors="replace") for _, path in fleet)  # both served
+    again = _label(data, out, cache, cluster, "--teacher", spec, "--server-model", "smollm2", "--mode", "prefix",
+                   "--fresh")
+    assert again.communicate(timeout=300)[0] and again.returncode == 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows  # from the cache, the same rows
+    assert TeacherCache(cache).repeated_calls() == 0
+    from dialpref.teachers.factory import make_teacher as teacher_for
+
+    local = tmp_path / "local.jsonl"
+    label_run(teacher_for(spec, server_model="smollm2", cache_path=cache), load_task("dialogue_act"),
+              list(read_dialogues(data, Rejects(echo=False))), LabelConfig(mode="prefix"), local,
+              load_bank(LabelConfig.bank))
+    assert [json.loads(line) for line in local.read_text().splitlines()] == rows

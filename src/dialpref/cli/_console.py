@@ -45,7 +45,8 @@ FORMAT_HELP = f"Input format; detected from the content when omitted. One of: {'
 # `quickstart` default to it.
 EMBEDDED_TEACHER = LABEL_MODEL
 TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
-                "or an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY).")
+                "an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY), or "
+                "a fleet of servers of one model as URLs joined by commas (load-balanced; --qps per endpoint).")
 TASK_HELP = ("Built-in task (dialogue_act, sentiment, emotion, has_intent; state tracking: woz_state, "
              "camrest_state) or a task YAML.")
 BANK_HELP = ("Prompts: comma-separated built-in ids (choice_names@v1, choice_letters@v1, yes_no@v1, few_shot@v1, "

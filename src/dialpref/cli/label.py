@@ -57,6 +57,8 @@ def label(
                                       "holds an answer an earlier run found invalid (by default it is re-read "
                                       "and reported as invalid again; good answers are never asked twice)."),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    qps: Optional[float] = typer.Option(None, help="Server teachers: at most this many requests per second to "
+                                                   "each endpoint (a fleet: to each of its URLs)."),
     engine: str = typer.Option("local", help="'local': this process; 'ray': a Ray Data pipeline of labeller "
                                              "actors, each holding a teacher (pip install 'dialpref[scale]'; "
                                              "docs/scale_out.md). Rows are written as JSONL shards beside "
@@ -86,7 +88,7 @@ def label(
     _label_run(source, task, teacher, server_model, dialogues, split, output, cache,
                dict(bank=bank or "choice_names@v1", estimator=estimator, votes=votes, sampler=sampler,
                     mode=resolve_mode(mode, teacher, estimator, bank, kind), prior=prior, buckets=buckets), examples,
-               context, retry_failed, map, strict,
+               context, retry_failed, map, strict, qps,
                None if engine == "local" else dict(address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor,
                                                    dialogues_per_shard=shard_dialogues, fresh=fresh))
 
@@ -102,7 +104,8 @@ def _task_kind(name: str) -> str:
 
 
 def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-               options=None, examples=None, context=None, retry_failed=False, mapping=None, strict=False, ray=None):
+               options=None, examples=None, context=None, retry_failed=False, mapping=None, strict=False, qps=None,
+               ray=None):
     """One `label` run, holding the lock on its output (a second run on the same output stops at once);
     `ray`: the Ray engine's options (None: this process)."""
     from dialpref.files import output_lock
@@ -110,13 +113,13 @@ def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split
     with output_lock(output):
         if ray is not None:
             return _label_on_ray(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
-                                 cache_path, options, examples, context, retry_failed, mapping, ray)
+                                 cache_path, options, examples, context, retry_failed, mapping, qps, ray)
         return _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output,
-                             cache_path, options, examples, context, retry_failed, mapping, strict)
+                             cache_path, options, examples, context, retry_failed, mapping, strict, qps)
 
 
 def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-                  options, examples, context, retry_failed, mapping, strict):
+                  options, examples, context, retry_failed, mapping, strict, qps=None):
     from dialpref.label.bank import load_bank
     from dialpref.label.run import LabelConfig, label_run
     from dialpref.label.tasks import load_task
@@ -137,8 +140,11 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
         console.print(f"[red]no dialogues read from {source}[/red] ({sink.summary()})")
         raise typer.Exit(1)
     task = _slot_values(task, examples, items)
-    teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path, n_ctx=context,
-                           retry_failed=retry_failed)
+    try:
+        teacher = make_teacher(teacher_spec, server_model=server_model, cache_path=cache_path, n_ctx=context,
+                               retry_failed=retry_failed, qps=qps)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     total = sum(1 for d in items for t in d.turns if task.labelled(t))
     with _progress() as progress:
         bar = progress.add_task(f"labelling {task.name} with {teacher.model}", total=total)
@@ -150,7 +156,7 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
 
 
 def _label_on_ray(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path, options,
-                  examples, context, retry_failed, mapping, ray):
+                  examples, context, retry_failed, mapping, qps, ray):
     """`label --engine ray`: the same rows as the local path, labelled by Ray actors (dialpref.scale)."""
     from dialpref.label.bank import load_bank
     from dialpref.label.run import LabelConfig
@@ -172,7 +178,8 @@ def _label_on_ray(source, task_name, teacher_spec, server_model, n_dialogues, sp
     task = _slot_values(task, examples, read_dialogues(source, Rejects(echo=False), split=split, limit=n_dialogues,
                                                        mapping=mapping))
     teacher = TeacherSpec(teacher_spec, server_model, str(cache_path), context, retry_failed,
-                          threads=max(1, int(ray["cpus_per_actor"])))
+                          threads=max(1, int(ray["cpus_per_actor"])),
+                          qps=qps / ray["actors"] if qps else None)  # each actor keeps its share of the limit
     with _progress() as progress:
         bar = progress.add_task(f"labelling {task.name} with {teacher_spec} on Ray ({ray['actors']} actors)",
                                 total=None)

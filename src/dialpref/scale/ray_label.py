@@ -50,6 +50,7 @@ class TeacherSpec:
     n_ctx: int | None = None
     retry_failed: bool = False
     threads: int | None = None
+    qps: float | None = None
 
 
 @dataclass
@@ -82,7 +83,8 @@ class DialogueLabeller:
         from dialpref.teachers.factory import make_teacher
 
         self.teacher = make_teacher(teacher.spec, server_model=teacher.server_model, cache_path=teacher.cache_path,
-                                    n_ctx=teacher.n_ctx, retry_failed=teacher.retry_failed, threads=teacher.threads)
+                                    n_ctx=teacher.n_ctx, retry_failed=teacher.retry_failed, threads=teacher.threads,
+                                    qps=teacher.qps)
         self.task, self.bank = TaskSpec.from_dict(task, "run"), bank
         self.config = LabelConfig(**config).resolved(self.teacher, self.task)
 

@@ -21,17 +21,16 @@ def is_server(spec: str) -> bool:
 
 def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", api_key_env: str = "OPENAI_API_KEY",
                  cache_path: str | Path | None = DEFAULT_CACHE, concurrency: int = 8, timeout: float = 60.0,
-                 n_ctx: int | None = None, retry_failed: bool = False, threads: int | None = None):
-    """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded) or http(s)://host:port (server).
-    `n_ctx`: the context window in tokens (default 4096 embedded, 8192 for a server); dialogues that do
-    not fit are cut by the rule in `teachers/context.py`. `retry_failed`: ask again where the cache holds
-    an answer an earlier run found invalid. `threads`: an embedded teacher's CPU threads (None: llama.cpp's
-    default); a Ray actor passes the CPUs it holds."""
+                 n_ctx: int | None = None, retry_failed: bool = False, threads: int | None = None,
+                 qps: float | None = None):
+    """`spec`: 'smollm2-135m' / 'gemma3-270m' / path.gguf (embedded), http(s)://host:port (a server), or
+    several server URLs joined by commas (a fleet serving one model: teachers/fleet.py; `concurrency` and
+    `qps` hold per endpoint). `n_ctx`: the context window in tokens (default 4096 embedded, 8192 for a
+    server); dialogues that do not fit are cut by the rule in `teachers/context.py`. `retry_failed`: ask
+    again where the cache holds an answer an earlier run found invalid. `threads`: an embedded teacher's CPU
+    threads (None: every core); a Ray actor passes the CPUs it holds."""
     if is_server(spec):
-        from dialpref.teachers.openai_compat import OpenAICompatTeacher
-
-        teacher = OpenAICompatTeacher(spec, server_model, api_key_env=api_key_env, concurrency=concurrency,
-                                      timeout=timeout, context_tokens=n_ctx or SERVER_CONTEXT)
+        teacher = _server_teacher(spec, server_model, api_key_env, concurrency, timeout, n_ctx, qps)
     else:
         from dialpref.teachers.llamacpp import LlamaCppTeacher
 
@@ -39,3 +38,19 @@ def make_teacher(spec: str = DEFAULT_MODEL, *, server_model: str = "default", ap
     if cache_path is None:
         return teacher
     return CachedTeacher(teacher, TeacherCache(cache_path), retry_failed=retry_failed)
+
+
+def _server_teacher(spec, server_model, api_key_env, concurrency, timeout, n_ctx, qps):
+    options = dict(api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
+                   context_tokens=n_ctx or SERVER_CONTEXT)
+    urls = [u.strip() for u in spec.split(",") if u.strip()]
+    if len(urls) > 1 or qps:
+        from dialpref.teachers.fleet import FleetTeacher
+
+        bad = [u for u in urls if not is_server(u)]
+        if bad:
+            raise ValueError(f"a fleet is a list of http(s):// URLs; not one: {', '.join(bad)}")
+        return FleetTeacher(urls, server_model, qps=qps, **options)
+    from dialpref.teachers.openai_compat import OpenAICompatTeacher
+
+    return OpenAICompatTeacher(urls[0], server_model, **options)

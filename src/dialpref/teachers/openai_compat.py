@@ -137,8 +137,13 @@ class OpenAICompatTeacher(BatchedMixin):
                            kind=last.kind if last else "teacher error")
 
     async def _attempt(self, client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._send(client, self.base_url, path, payload)
+
+    async def _send(self, client: httpx.AsyncClient, base_url: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One attempt at `base_url` (a fleet's endpoints share everything else): the body, a _Retry, or a
+        TeacherError."""
         try:
-            response = await client.post(f"{self.base_url}{path}", json=payload, headers=self._headers())
+            response = await client.post(f"{base_url}{path}", json=payload, headers=self._headers())
             text = response.text
         except httpx.TimeoutException as err:
             raise _Retry(f"{type(err).__name__} after {self.timeout:.0f}s timeout", "timeout") from None
@@ -156,7 +161,7 @@ class OpenAICompatTeacher(BatchedMixin):
             raise _Retry(f"HTTP {status}: {self._cut(text, 200)}", f"HTTP {status}",
                          retry_after=response.headers.get("retry-after"))
         if status >= 400:
-            raise TeacherError(f"HTTP {status} from {self.base_url}{path}: {self._cut(text, 300)}",
+            raise TeacherError(f"HTTP {status} from {base_url}{path}: {self._cut(text, 300)}",
                                kind=f"HTTP {status}")
         try:
             return response.json()
