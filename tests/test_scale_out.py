@@ -214,3 +214,35 @@ def test_label_on_the_cluster_against_a_fleet_of_two_llama_servers(cluster, flee
               list(read_dialogues(data, Rejects(echo=False))), LabelConfig(mode="prefix"), local,
               load_bank(LabelConfig.bank))
     assert [json.loads(line) for line in local.read_text().splitlines()] == rows
+
+
+def test_synth_run_on_the_cluster_gives_the_local_records_and_resumes_without_paying(cluster, tmp_path, monkeypatch):
+    """`synth run --engine ray` against a loopback OpenAI-compatible fake: the same records as the local
+    path (chosen / rejected traces, bands, rejects), and a rerun asks the server nothing."""
+    from test_proutt_synth import canned, write_chats
+
+    from dialpref.proutt.run import synth_run
+    from dialpref.proutt.synthesize import SynthConfig
+    from fake_openai import FakeOpenAI
+
+    def stable(folder: Path) -> list[tuple]:
+        rows = [json.loads(line) for line in (folder / "synth.jsonl").read_text().splitlines()]
+        return sorted((r["id"], r["band"], r["chosen"]["text"], r["rejected"]["text"]) for r in rows)
+
+    chats = tmp_path / "chats.jsonl"
+    write_chats(chats)
+    with FakeOpenAI(reply_for=canned) as server:
+        local = tmp_path / "local"
+        synth_run(str(chats), local, make_teacher(server.url, cache_path=tmp_path / "local.sqlite"), SynthConfig())
+        out = tmp_path / "ray"
+        command = [sys.executable, "-m", "dialpref.cli", "synth", "run", str(chats), "-o", str(out), "--teacher",
+                   server.url, "--engine", "ray", "--ray-address", cluster["address"], "--cache",
+                   str(tmp_path / "ray.sqlite")]
+        done = subprocess.run(command, env=cluster["env"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        assert stable(out) == stable(local) and len(stable(out)) == 3
+        rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+        assert any(r.get("id") == "c3_0#2" and r["reason"].startswith("stage insight") for r in rejects)
+        calls = len(server.requests)
+        again = subprocess.run(command, env=cluster["env"], capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and len(server.requests) == calls  # resumed: nothing asked twice

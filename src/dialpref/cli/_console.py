@@ -47,6 +47,14 @@ EMBEDDED_TEACHER = LABEL_MODEL
 TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
                 "an OpenAI-compatible server URL such as http://127.0.0.1:8080 (key from $OPENAI_API_KEY), or "
                 "a fleet of servers of one model as URLs joined by commas (load-balanced; --qps per endpoint).")
+# The Ray engine's options, shared by `label` and `synth run` (docs/scale_out.md).
+ENGINE_OPTION = typer.Option("local", help="'local': this process; 'ray': Ray Data actors, each holding a teacher "
+                                           "(pip install 'dialpref\\[scale]'; docs/scale_out.md); the output and "
+                                           "resume are the local path's.")
+RAY_ADDRESS_OPTION = typer.Option(None, help="--engine ray: a running cluster ('auto', 'ray://head:10001'); none "
+                                             "starts a local one.")
+ACTORS_OPTION = typer.Option(2, help="--engine ray: at most this many actors (one teacher each).")
+CPUS_PER_ACTOR_OPTION = typer.Option(1.0, help="--engine ray: CPUs per actor (an embedded teacher's threads).")
 TASK_HELP = ("Built-in task (dialogue_act, sentiment, emotion, has_intent; state tracking: woz_state, "
              "camrest_state) or a task YAML.")
 BANK_HELP = ("Prompts: comma-separated built-in ids (choice_names@v1, choice_letters@v1, yes_no@v1, few_shot@v1, "

@@ -9,9 +9,26 @@ from typing import Optional
 
 import typer
 
-from dialpref.cli._console import EMBEDDED_TEACHER, EXAMPLES_HELP, BANK_HELP, MAP_HELP, STRICT_HELP, TASK_HELP, \
+from dialpref.cli._console import ACTORS_OPTION, CPUS_PER_ACTOR_OPTION, ENGINE_OPTION, RAY_ADDRESS_OPTION, \
+    EMBEDDED_TEACHER, EXAMPLES_HELP, BANK_HELP, MAP_HELP, STRICT_HELP, TASK_HELP, \
     TEACHER_HELP, _progress, console
 from dialpref.data import Rejects, read_dialogues
+
+
+ESTIMATOR_HELP = ("'expected': option probabilities, one forward pass per prompt. 'votes': N sampled answers over "
+                  "the bank (the paper).")
+SAMPLER_HELP = ("votes: 'generate' (one teacher call per vote) or 'distribution' (drawn from one forward pass's "
+                "answer distribution).")
+MODE_HELP = ("'prefix': the whole dialogue as a reused prefix; 'causal': read once, ask after each utterance "
+             "(embedded teacher, expected estimator, its own prompt); 'auto': causal where it applies (embedded "
+             "teacher, expected estimator, no --bank), else prefix.")
+PRIOR_HELP = ("Divide out the teacher's label prior: none, content_free, unlabelled, or content_free_em (the "
+              "content-free prior, then class frequencies EM estimates from the same unlabelled utterances).")
+CONTEXT_HELP = ("The teacher's context window in tokens [default: 4096 embedded, 8192 for a server]; a longer "
+                "dialogue keeps its most recent turns (docs/labelling.md).")
+RETRY_FAILED_HELP = ("Ask the teacher again where the cache holds an answer an earlier run found invalid (by "
+                     "default it is re-read and reported as invalid again; good answers are never asked twice).")
+FRESH_HELP = "--engine ray: drop the output's shards and label everything again (the cache still answers finished calls)."
 
 
 def _examples(path: Optional[str], task, split: Optional[str] = "train"):
@@ -29,19 +46,11 @@ def label(
     server_model: str = typer.Option("default", help="Model name to send to a server."),
     bank: Optional[str] = typer.Option(None, help=BANK_HELP + " [default: choice_names@v1]"),
     examples: Optional[str] = typer.Option(None, help=EXAMPLES_HELP),
-    estimator: str = typer.Option("expected", help="'expected': option probabilities, one forward pass per "
-                                                   "prompt. 'votes': N sampled answers over the bank (the paper)."),
+    estimator: str = typer.Option("expected", help=ESTIMATOR_HELP),
     votes: int = typer.Option(10, help="N for the votes estimator (answers per utterance, round-robin over prompts)."),
-    sampler: str = typer.Option("generate", help="votes: 'generate' (one teacher call per vote) or 'distribution' "
-                                                 "(drawn from one forward pass's answer distribution)."),
-    mode: str = typer.Option("auto", help="'prefix': the whole dialogue as a reused prefix; 'causal': read once, "
-                                          "ask after each utterance (embedded teacher, expected estimator, its own "
-                                          "prompt); 'auto': causal where it applies (embedded teacher, expected "
-                                          "estimator, no --bank), else prefix."),
-    prior: str = typer.Option("unlabelled", help="Divide out the teacher's label prior: none, content_free, "
-                                                  "unlabelled, or content_free_em (the content-free prior, then "
-                                                  "class frequencies EM estimates from the same unlabelled "
-                                                  "utterances)."),
+    sampler: str = typer.Option("generate", help=SAMPLER_HELP),
+    mode: str = typer.Option("auto", help=MODE_HELP),
+    prior: str = typer.Option("unlabelled", help=PRIOR_HELP),
     buckets: int = typer.Option(10, help="ECE buckets (the paper uses 5)."),
     dialogues: int = typer.Option(5, help="Label this many dialogues."),
     split: Optional[str] = typer.Option(None, help="Only dialogues of this split."),
@@ -49,28 +58,19 @@ def label(
                                                                       "datasets.load_dataset)."),
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (SQLite): "
                                                                             "a rerun repeats no finished call."),
-    context: Optional[int] = typer.Option(None, help="The teacher's context window in tokens [default: 4096 "
-                                                     "embedded, 8192 for a server]; a longer dialogue keeps its "
-                                                     "most recent turns (docs/labelling.md)."),
+    context: Optional[int] = typer.Option(None, help=CONTEXT_HELP),
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Ask the teacher again where the cache "
-                                      "holds an answer an earlier run found invalid (by default it is re-read "
-                                      "and reported as invalid again; good answers are never asked twice)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help=RETRY_FAILED_HELP),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     qps: Optional[float] = typer.Option(None, help="Server teachers: at most this many requests per second to "
                                                    "each endpoint (a fleet: to each of its URLs)."),
-    engine: str = typer.Option("local", help="'local': this process; 'ray': a Ray Data pipeline of labeller "
-                                             "actors, each holding a teacher (pip install 'dialpref[scale]'; "
-                                             "docs/scale_out.md). Rows are written as JSONL shards beside "
-                                             "--output as they come; a rerun skips the dialogues they hold."),
-    ray_address: Optional[str] = typer.Option(None, help="--engine ray: a running cluster ('auto', "
-                                                         "'ray://head:10001'); none starts a local one."),
-    actors: int = typer.Option(2, help="--engine ray: labeller actors (one teacher each)."),
-    cpus_per_actor: float = typer.Option(1.0, help="--engine ray: CPUs per actor (an embedded teacher's threads)."),
+    engine: str = ENGINE_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
+    actors: int = ACTORS_OPTION,
+    cpus_per_actor: float = CPUS_PER_ACTOR_OPTION,
     shard_dialogues: int = typer.Option(20, help="--engine ray: dialogues per output shard (a killed run "
                                                  "loses at most one shard's rows, never its paid calls)."),
-    fresh: bool = typer.Option(False, "--fresh", help="--engine ray: drop the output's shards and label everything "
-                                                      "again (the cache still answers finished calls)."),
+    fresh: bool = typer.Option(False, "--fresh", help=FRESH_HELP),
 ) -> None:
     """Soft scores S[utterance, class] from a prompt bank, with provenance; ECE and plots where gold is known.
 

@@ -8,8 +8,16 @@ from typing import Optional
 
 import typer
 
-from dialpref.cli._console import _Progress, _out, console
+from dialpref.cli._console import ACTORS_OPTION, CPUS_PER_ACTOR_OPTION, ENGINE_OPTION, RAY_ADDRESS_OPTION, _Progress, \
+    _out, console
 from dialpref.teachers.packaged import CHAT_MODEL
+
+TEACHER_HELP = ("Teacher: a packaged model (smollm2-135m, gemma3-270m; qwen2.5-coder-1.5b opt-in), a .gguf path, "
+                "an OpenAI-compatible server URL (key from $OPENAI_API_KEY), or several URLs joined by commas (a "
+                "fleet serving one model).")
+CHECKS_HELP = ("Reject degenerate samples with their reason: a tree copied from the prompt, placeholder predictions, "
+               "the wrong language, a scorer that rates another user turn as high as the real one (docs/proutt.md).")
+RETRY_HELP = "Try the samples an earlier run rejected again, asking the teacher afresh where its answer was invalid."
 
 synth_app = typer.Typer(
     help="ProUtt synthesis: chat logs -> intent trees, category and mining / exploration reasoning, scored "
@@ -28,9 +36,7 @@ def synth_run_command(
     source: str = typer.Argument(..., help="Chat logs: ShareGPT, LMSYS, OpenAI messages or CrossWOZ "
                                            "(.jsonl / .json / .gz / .zip), format detected from the content."),
     output: Path = typer.Option(Path("runs/synth"), "--output", "-o", help="Run folder (resumes if it exists)."),
-    teacher: str = typer.Option(CHAT_MODEL, help="Teacher: a packaged model (smollm2-135m, gemma3-270m; "
-                                                     "qwen2.5-coder-1.5b opt-in), a .gguf path, or an "
-                                                     "OpenAI-compatible server URL (key from $OPENAI_API_KEY)."),
+    teacher: str = typer.Option(CHAT_MODEL, help=TEACHER_HELP),
     server_model: str = typer.Option("default", help="Model name to send to a server teacher."),
     limit: Optional[int] = typer.Option(None, help="Synthesize at most this many samples."),
     format: Optional[str] = typer.Option(None, help="Input format, when detection is not enough."),
@@ -52,11 +58,12 @@ def synth_run_command(
     cache: Path = typer.Option(Path(".dialpref/teacher-cache.sqlite"), help="Teacher call cache (resumable runs)."),
     map: Optional[Path] = typer.Option(None, "--map", help="A data map (YAML) for chat logs of your own shape "
                                                            "(docs/data.md)."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try the samples an earlier run rejected "
-                                      "again, asking the teacher afresh where its answer was invalid."),
-    checks: bool = typer.Option(True, help="Reject degenerate samples with their reason: a tree copied from the "
-                                           "prompt, placeholder predictions, the wrong language, a scorer that "
-                                           "rates another user turn as high as the real one (docs/proutt.md)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help=RETRY_HELP),
+    checks: bool = typer.Option(True, help=CHECKS_HELP),
+    engine: str = ENGINE_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
+    actors: int = ACTORS_OPTION,
+    cpus_per_actor: float = CPUS_PER_ACTOR_OPTION,
 ) -> None:
     """Synthesize preference-labelled intent reasoning (ProUtt) from chat logs.
 
@@ -67,16 +74,21 @@ def synth_run_command(
     from dialpref.proutt.samples import HistoryBudget
     from dialpref.proutt.synthesize import SynthConfig
 
-    if mode not in ("last", "all") or part not in ("all", "train", "test"):
-        console.print("[red]--mode is 'last' or 'all'; --part is 'all', 'train' or 'test'[/red]")
+    if mode not in ("last", "all") or part not in ("all", "train", "test") or engine not in ("local", "ray"):
+        console.print("[red]--mode is 'last' or 'all'; --part is 'all', 'train' or 'test'; --engine is 'local' "
+                      "or 'ray'[/red]")
         raise typer.Exit(2)
     settings = dict(mode=mode, history=HistoryBudget(max_chars=history_chars), retries=retries, checks=checks,
                     temperature=temperature, seed=seed, tau_high=tau_high, tau_low=tau_low, language=language)
     config, llm = _config_and_teacher(SynthConfig, settings, teacher, server_model=server_model, cache_path=cache,
                                       concurrency=concurrency, n_ctx=4096, retry_failed=retry_failed)
+    runner = None if engine == "local" else _ray_engine(
+        config, dict(spec=teacher, server_model=server_model, cache_path=str(cache), n_ctx=4096,
+                     retry_failed=retry_failed, threads=max(1, int(cpus_per_actor))),
+        dict(address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor))
     summary = _synthesize(source, output, llm, config, retry_failed=retry_failed, mapping=map, format=format,
                           part=part, test_share=test_share, limit=limit, concurrency=concurrency,
-                          llamafactory=llamafactory)
+                          llamafactory=llamafactory, engine=runner)
     _out().print_json(json.dumps({k: summary.get(k) for k in SUMMARY_KEYS}))
 
 
@@ -96,6 +108,17 @@ def synth_view_command(
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
     console.print(f"wrote {path}")
+
+
+def _ray_engine(config, teacher: dict, options: dict):
+    """The Ray engine for `synth_run` (--engine ray), or a one-line error when Ray is missing."""
+    try:
+        from dialpref.scale.cluster import RayOptions, TeacherSpec
+        from dialpref.scale.ray_synth import ray_engine
+    except ImportError as err:
+        console.print(f"[red]--engine ray needs Ray: pip install 'dialpref[scale]' ({err})[/red]")
+        raise typer.Exit(1) from None
+    return ray_engine(TeacherSpec(**teacher), config, RayOptions(**options))
 
 
 def _config_and_teacher(config_class, settings: dict, teacher: str, **options):

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from dialpref.data import Rejects, read_dialogues
 from dialpref.files import atomic_write, atomic_write_text, output_lock
@@ -87,21 +87,38 @@ def reject_reason(err: Exception) -> tuple[str, dict | None]:
     return f"internal error: {type(err).__name__}: {str(err)[:200]}", None
 
 
+def synthesize_one(teacher: Teacher, sample: NextTurnSample,
+                   config: SynthConfig) -> tuple[dict[str, Any] | None, tuple[str, dict | None] | None]:
+    """One sample's record, or its reject (reason, raw answers): the record-to-record step every engine runs;
+    one sample's failure is its reject, never the run's end."""
+    try:
+        return synthesize_sample(teacher, sample, config), None
+    except Exception as err:  # noqa: BLE001
+        return None, reject_reason(err)
+
+
+Engine = Callable[[list[NextTurnSample]], Iterator[tuple[NextTurnSample, "dict | None", "tuple | None"]]]
+
+
 def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig = SynthConfig(), *,
               retry_failed: bool = False, mapping: Path | None = None,
               format: str | None = None, part: Part = "all", test_share: float = 0.1, limit: int | None = None,
-              concurrency: int = 1, llamafactory: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+              concurrency: int = 1, llamafactory: bool = False, progress: Progress | None = None,
+              engine: Engine | None = None) -> dict[str, Any]:
+    """`engine`: run the samples' synthesis elsewhere (None: here, in a loop or a thread pool); the files,
+    resume and summary are the same either way."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with output_lock(out_dir):
         return _synth_locked(source, out_dir, teacher, config, retry_failed=retry_failed, mapping=mapping,
                              format=format, part=part,
                              test_share=test_share, limit=limit, concurrency=concurrency,
-                             llamafactory=llamafactory, progress=progress)
+                             llamafactory=llamafactory, progress=progress, engine=engine)
 
 
 def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig, *, retry_failed: bool,
                   mapping: Path | None, format: str | None, part: Part, test_share: float, limit: int | None,
-                  concurrency: int, llamafactory: bool, progress: Progress | None) -> dict[str, Any]:
+                  concurrency: int, llamafactory: bool, progress: Progress | None,
+                  engine: Engine | None = None) -> dict[str, Any]:
     synth_path = out_dir / "synth.jsonl"
     rejects_path = out_dir / "rejects.jsonl"
     done, failed_before = _prepare(out_dir, retry_failed)
@@ -115,31 +132,31 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
     totals: Counter[str] = Counter()
     finished = 0
 
-    def one(sample: NextTurnSample) -> None:
+    def record(sample: NextTurnSample, row: dict | None, reject: tuple[str, dict | None] | None) -> None:
         nonlocal finished
-        try:
-            row = synthesize_sample(teacher, sample, config)
-        except Exception as err:  # noqa: BLE001 - one sample's failure is its reject, not the run's end
-            reason, raw = reject_reason(err)
-            with lock:
-                rejects.add(source=source, line=None, record_id=sample.id, reason=reason, raw=raw)
-        else:
-            with lock, synth_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with lock:
+            if reject is not None:
+                rejects.add(source=source, line=None, record_id=sample.id, reason=reject[0], raw=reject[1])
+            else:
+                with synth_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 for key in ("prompt_tokens", "completion_tokens"):
                     totals[key] += row["usage"][key]
-        with lock:
             finished += 1
             if progress is not None:
                 progress(finished, len(todo), dict(totals))
 
-    if concurrency > 1 and getattr(teacher, "backend", "") == "openai":
+    if engine is not None:  # another engine runs synthesize_one (dialpref.scale.ray_synth); results come back here
+        for sample, row, reject in engine(todo):
+            record(sample, row, reject)
+    elif concurrency > 1 and getattr(teacher, "backend", "") == "openai":
         with ThreadPoolExecutor(concurrency) as pool:
-            for future in as_completed([pool.submit(one, s) for s in todo]):
-                future.result()
+            futures = {pool.submit(synthesize_one, teacher, s, config): s for s in todo}
+            for future in as_completed(futures):
+                record(futures[future], *future.result())
     else:
         for sample in todo:
-            one(sample)
+            record(sample, *synthesize_one(teacher, sample, config))
     rejects.close()
 
     rows = read_rows_lenient(synth_path)

@@ -24,33 +24,7 @@ from dialpref.label.bank import Bank
 from dialpref.label.run import LabelConfig, finish_run, label_dialogue
 from dialpref.label.tasks import TaskSpec
 from dialpref.scale import shards
-
-
-@dataclass
-class RayOptions:
-    """address: a running cluster ("auto", "ray://host:10001") or None for a local one; actors: labeller
-    actors (each holds one teacher); cpus_per_actor: CPUs Ray reserves per actor (an embedded teacher uses
-    that many threads); read_shards: reader passes the dialogues are split over; dialogues_per_shard: output
-    rows are written every this many dialogues."""
-
-    address: str | None = None
-    actors: int = 2  # at most; Ray keeps at least one, so a run goes on when a node is lost
-    cpus_per_actor: float = 1.0
-    read_shards: int = 4
-    dialogues_per_shard: int = 20
-
-
-@dataclass
-class TeacherSpec:
-    """What an actor needs to build its own teacher (a teacher object does not travel between processes)."""
-
-    spec: str
-    server_model: str = "default"
-    cache_path: str | None = None
-    n_ctx: int | None = None
-    retry_failed: bool = False
-    threads: int | None = None
-    qps: float | None = None
+from dialpref.scale.cluster import RayOptions, TeacherSpec, connect
 
 
 @dataclass
@@ -80,11 +54,7 @@ class DialogueLabeller:
     """A Ray Data actor: builds its teacher once, then labels each batch of dialogues."""
 
     def __init__(self, teacher: TeacherSpec, task: dict, config: dict, bank: Bank) -> None:
-        from dialpref.teachers.factory import make_teacher
-
-        self.teacher = make_teacher(teacher.spec, server_model=teacher.server_model, cache_path=teacher.cache_path,
-                                    n_ctx=teacher.n_ctx, retry_failed=teacher.retry_failed, threads=teacher.threads,
-                                    qps=teacher.qps)
+        self.teacher = teacher.build()
         self.task, self.bank = TaskSpec.from_dict(task, "run"), bank
         self.config = LabelConfig(**config).resolved(self.teacher, self.task)
 
@@ -135,12 +105,10 @@ def label_with_ray(source: str, task: TaskSpec, config: LabelConfig, bank: Bank,
                          "content-free priors ask the teacher again): pass --prior unlabelled, or --engine local")
     folder = shards.shard_dir(output)
     _check_shards(folder, _fingerprint(task, config, teacher, str(source)))
-    ray.init(address=options.address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the CLI shows its own, in labels
+    connect(options)
     done = shards.done_dialogues(folder)
     labelled = _dataset(source, split, limit, mapping, options, done, folder).map_batches(
-        DialogueLabeller, batch_size=1, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
-        num_cpus=options.cpus_per_actor,
+        DialogueLabeller, batch_size=1, **options.actor_pool(),
         fn_constructor_kwargs={"teacher": teacher, "task": {**asdict(task), "roles": list(task.roles)},
                                "config": asdict(config), "bank": bank})
     started = time.perf_counter()

@@ -1,0 +1,53 @@
+"""`dialpref synth run --engine ray`: samples synthesized by Ray actors that hold a teacher.
+
+The actor runs `proutt.run.synthesize_one`, the local loop's step; each result comes back to the driver,
+which writes it to the run folder exactly as the local path does (synth.jsonl appended as each finishes,
+rejects with their reason), so resume, `--retry-failed` and the exports are unchanged. Samples are chosen
+on the driver (text only, as the local path chooses them); the synthesis, which is what costs, runs on the
+actors, each with the run's cache on a disk they share.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from dialpref.proutt.run import Engine, synthesize_one
+from dialpref.proutt.samples import NextTurnSample
+from dialpref.proutt.synthesize import SynthConfig
+from dialpref.scale.cluster import RayOptions, TeacherSpec, connect
+
+
+class SampleSynthesizer:
+    """A Ray Data actor: builds its teacher once, then synthesizes each batch of samples."""
+
+    def __init__(self, teacher: TeacherSpec, config: SynthConfig) -> None:
+        self.teacher, self.config = teacher.build(), config
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        out = []
+        for text in batch["sample"]:
+            sample = NextTurnSample.model_validate_json(text)
+            row, reject = synthesize_one(self.teacher, sample, self.config)
+            out.append(json.dumps({"id": sample.id, "row": row, "reject": reject}, ensure_ascii=False))
+        return {"result": out}
+
+
+def ray_engine(teacher: TeacherSpec, config: SynthConfig, options: RayOptions) -> Engine:
+    """An engine for `proutt.run.synth_run`: the samples in, (sample, record, reject) out as they finish."""
+
+    def run(todo: list[NextTurnSample]) -> Iterator[tuple[NextTurnSample, dict | None, tuple | None]]:
+        if not todo:
+            return
+        import ray
+
+        connect(options)
+        by_id = {s.id: s for s in todo}
+        done = ray.data.from_items([{"sample": s.model_dump_json()} for s in todo]).map_batches(
+            SampleSynthesizer, batch_size=1, fn_constructor_kwargs={"teacher": teacher, "config": config},
+            **options.actor_pool())
+        for record in done.iter_rows():
+            result = json.loads(record["result"])
+            yield by_id[result["id"]], result["row"], tuple(result["reject"]) if result["reject"] else None
+
+    return run
