@@ -66,9 +66,23 @@ def _dialogues_from_rows(rows):
     return out
 
 
-def _train_config(epochs, steps, batch, lr, seed, threads):
+ENGINE_OPTION = typer.Option("loop", help="'loop': the plain training loop; 'trainer': transformers.Trainer with the "
+                                          "same batches and optimiser, plus --checkpoints / --resume, and "
+                                          "multi-GPU under `accelerate launch` (docs/scale_out.md).")
+CHECKPOINTS_OPTION = typer.Option(None, help="--engine trainer: keep a checkpoint every 200 steps in this folder.")
+RESUME_OPTION = typer.Option(False, "--resume", help="--engine trainer: continue from the last checkpoint in "
+                                                     "--checkpoints (a killed run ends where it would have).")
+
+
+def _train_config(epochs, steps, batch, lr, seed, threads, engine="loop", checkpoints=None, resume=False):
     from dialpref.student.train import TrainConfig
-    return TrainConfig(epochs=epochs, steps=steps, batch_windows=batch, learning_rate=lr, seed=seed, threads=threads)
+
+    try:
+        return TrainConfig(epochs=epochs, steps=steps, batch_windows=batch, learning_rate=lr, seed=seed,
+                           threads=threads, engine=engine, checkpoint_dir=str(checkpoints) if checkpoints else None,
+                           resume=resume)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
 def _bar(progress, label):
@@ -99,6 +113,7 @@ def student_train(
     seed: int = typer.Option(0), threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     task: Optional[str] = typer.Option(None, help=TASK_OPTION_HELP),
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
+    engine: str = ENGINE_OPTION, checkpoints: Optional[Path] = CHECKPOINTS_OPTION, resume: bool = RESUME_OPTION,
 ) -> None:
     """Pretrain a student on teacher scores.
 
@@ -123,7 +138,8 @@ def student_train(
     matrix = _score_matrix(task, [by_key[w.key]["scores"] for w in windows])
     options = {"alpha": alpha, "pair_mode": pairs, "seed": seed} if loss == "pairwise" else {}
     with _progress() as progress:
-        history = student.pretrain(windows, matrix, loss, _train_config(epochs, steps, batch, lr, seed, threads),
+        history = student.pretrain(windows, matrix, loss, _train_config(epochs, steps, batch, lr, seed, threads,
+                                                                        engine, checkpoints, resume),
                                    _bar(progress, f"{loss} pretraining on {len(windows)} windows"), **options).history_[-1]
     student.save(output)
     _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))
@@ -160,6 +176,7 @@ def student_finetune(
     task: Optional[str] = typer.Option(None, help="With --from-encoder: the task (built-in name or YAML spec)."),
     context: int = typer.Option(2, help="With --from-encoder: previous utterances each window shows."),
     map: Optional[Path] = typer.Option(None, "--map", help=MAP_HELP),
+    engine: str = ENGINE_OPTION, checkpoints: Optional[Path] = CHECKPOINTS_OPTION, resume: bool = RESUME_OPTION,
 ) -> None:
     """Fine-tune a student on gold labels (cross-entropy): the paper's last stage, or with --from-encoder the
     gold-only baseline.
@@ -186,7 +203,7 @@ def student_finetune(
         steps = default_steps
     with _progress() as progress:
         history = student.fit(windows, labels, _train_config(epochs or 3.0, steps, batch, lr or default_lr, seed,
-                                                             threads),
+                                                             threads, engine, checkpoints, resume),
                               _bar(progress, f"fine-tuning on {len(windows)} gold utterances")).history_[-1]
     student.save(output)
     _console().print_json(json.dumps({k: v for k, v in history.items() if k != "loss"} | {"output": str(output)}))

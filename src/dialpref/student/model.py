@@ -24,7 +24,8 @@ from dialpref.student.encoding import encode_windows, input_names, pad
 from dialpref.student.losses import LOSSES, AdaptiveMarginPairwiseLoss, GoldCrossEntropyLoss
 from dialpref.student.slot_heads import (PerSlotLoss, gold_targets, init_from_values, output_names, segment_softmax,
                                          segments, to_changes)
-from dialpref.student.train import TrainConfig, run_training
+from dialpref.student.hf_trainer import run_with_trainer
+from dialpref.student.train import TrainConfig, run_training, total_steps
 
 SIDECAR = "dialpref_student.json"
 
@@ -57,6 +58,14 @@ class StudentConfig:
     max_length: int = 64
     device: str | None = None
     value_head: bool = True
+
+
+def _train(model, collate, units, targets, groups, loss, config: TrainConfig, on_step) -> dict:
+    """The plain loop, or transformers.Trainer (`config.engine`): the same batches, optimiser and schedule."""
+    if config.engine == "trainer":
+        total = total_steps(units, collate.lengths, config)
+        return run_with_trainer(model, collate, units, collate.lengths, targets, groups, loss, config, total, on_step)
+    return run_training(model, collate, units, collate.lengths, targets, groups, loss, config, on_step)
 
 
 class Student:
@@ -142,8 +151,7 @@ class Student:
         else:
             units = [[i] for i in range(len(windows))]
         collate = self._collate(ids)
-        history = run_training(self.model_, collate, units, collate.lengths, torch.tensor(scores), groups, loss,
-                               config, on_step)
+        history = _train(self.model_, collate, units, torch.tensor(scores), groups, loss, config, on_step)
         self.history_.append({"phase": "pretrain", **history})
         return self
 
@@ -164,8 +172,8 @@ class Student:
                 raise ValueError(f"labels {unknown} are not classes of task {self.task.name!r} ({', '.join(names)})")
             targets = torch.tensor([names.index(label) for label in labels])
         collate = self._collate(self._tokens(windows))
-        history = run_training(self.model_, collate, [[i] for i in range(len(windows))], collate.lengths, targets,
-                               torch.zeros(len(windows), dtype=torch.long), loss, config, on_step)
+        history = _train(self.model_, collate, [[i] for i in range(len(windows))], targets,
+                         torch.zeros(len(windows), dtype=torch.long), loss, config, on_step)
         self.history_.append({"phase": "finetune", **history})
         return self
 

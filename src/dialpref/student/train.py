@@ -23,7 +23,10 @@ class TrainConfig:
     need more passes than one epoch gives). batch_windows: windows per batch (pretraining packs whole
     dialogues up to it). threads: torch CPU threads (None: torch's default). precision: "fp32", or "bf16"
     (autocast for the forward pass and loss; weights and optimiser stay fp32), for CPUs with AVX-512 BF16 or
-    AMX and for GPUs; off by default, so published figures keep their precision."""
+    AMX and for GPUs; off by default, so published figures keep their precision. engine: "loop" (this
+    module) or "trainer" (transformers.Trainer, student/hf_trainer.py: the same batches and optimiser, plus
+    checkpoints every `checkpoint_steps` in `checkpoint_dir`, `resume` from the last, and multi-GPU under
+    `accelerate launch`)."""
 
     epochs: float = 1.0
     steps: int | None = None
@@ -36,10 +39,18 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     precision: str = "fp32"
+    engine: str = "loop"
+    checkpoint_dir: str | None = None
+    checkpoint_steps: int = 200
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision is 'fp32' or 'bf16', not {self.precision!r}")
+        if self.engine not in ("loop", "trainer"):
+            raise ValueError(f"engine is 'loop' or 'trainer', not {self.engine!r}")
+        if (self.checkpoint_dir or self.resume) and self.engine != "trainer":
+            raise ValueError("checkpoints and resume come with engine='trainer'")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +102,17 @@ def finetune_schedule(n_gold: int, batch: int = 16) -> tuple[int, float]:
     return max(60, math.ceil(3 * n_gold / batch)), 2e-4
 
 
+def schedule_lambda(total: int, warmup: float) -> Callable[[int], float]:
+    """Linear warm-up over the first `warmup` share of the steps, then linear decay to zero."""
+    warm = max(1, int(total * warmup))
+    return lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))
+
+
+def total_steps(units: Sequence[Sequence[int]], lengths: Sequence[int], config: TrainConfig) -> int:
+    per_epoch = len(length_bucketed_batches(units, lengths, config.batch_windows, random.Random(0)))
+    return config.steps if config.steps is not None else max(1, math.ceil(per_epoch * config.epochs))
+
+
 def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: Sequence[Sequence[int]],
                  lengths: Sequence[int], targets: torch.Tensor, groups: torch.Tensor, loss: nn.Module,
                  config: TrainConfig, on_step: Callable[[int, int, float], None] | None = None) -> dict:
@@ -101,16 +123,13 @@ def run_training(model: nn.Module, collate: Callable[[list[int]], dict], units: 
     torch.manual_seed(config.seed)
     device = next(model.parameters()).device  # the batches come there from the collate function
     targets, groups = targets.to(device), groups.to(device)
-    per_epoch = len(length_bucketed_batches(units, lengths, config.batch_windows, random.Random(0)))
-    total = config.steps if config.steps is not None else max(1, math.ceil(per_epoch * config.epochs))
+    total = total_steps(units, lengths, config)
     head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
     body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "score"))]
     optimizer = torch.optim.AdamW([{"params": body, "lr": config.learning_rate},
                                    {"params": head, "lr": config.head_learning_rate}],
                                   weight_decay=config.weight_decay)
-    warm = max(1, int(total * config.warmup))
-    schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to zero
-        optimizer, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_lambda(total, config.warmup))
     model.train()
     losses, windows, step, started = [], 0, 0, time.perf_counter()
     while step < total:
