@@ -2,8 +2,6 @@
 as the local loop, and a worker node killed midway loses nothing and repeats no stored call."""
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,39 +34,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray(*args: str, env: dict) -> str:
-    done = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A head node and a worker node, 1 CPU each, as `ray start` makes them (one cluster for the module)."""
-    root = tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    port, worker_port = _free_port(), _free_port()
-    _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-         "--include-dashboard=false", f"--temp-dir={root}", env=env)
-    address = f"127.0.0.1:{port}"
+    from dialpref.scale.local_cluster import LocalCluster
 
-    def add_worker():
-        _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-             f"--node-manager-port={worker_port}", env=env)
-
-    add_worker()
-    yield {"address": address, "env": env, "worker_port": worker_port, "add_worker": add_worker}
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], env=env, capture_output=True)
-
-
-def _kill_worker_node(port: int) -> None:
-    """SIGKILL the worker node's raylet (found by its node manager port): its actors die with it."""
-    found = subprocess.run(["pgrep", "-f", f"raylet.*node_manager_port={port}"], capture_output=True, text=True)
-    pids = [int(p) for p in found.stdout.split()]
-    assert pids, "the worker node's raylet was not found"
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+    with LocalCluster(nodes=2, cpus_per_node=1, temp_dir=tmp_path_factory.mktemp("ray")) as local:
+        yield local
 
 
 def _dialogues(path: Path, copies: int) -> Path:
@@ -81,10 +53,10 @@ def _dialogues(path: Path, copies: int) -> Path:
 
 def _label(data: Path, out: Path, cache: Path, cluster, *extra) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dialpref.cli", "label", str(data), "--engine", "ray", "--ray-address", cluster["address"],
+        [sys.executable, "-m", "dialpref.cli", "label", str(data), "--engine", "ray", "--ray-address", cluster.address,
          "--dialogues", "1000", "--output", str(out), "--cache", str(cache),
          "--actors", "2", "--shard-dialogues", "2", *_with_default_teacher(extra)],
-        env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _said(text: str) -> str:
@@ -115,12 +87,12 @@ def test_label_on_a_two_node_cluster_matches_local_and_survives_a_killed_node(cl
     assert list(shard_dir.glob("part-*.jsonl")), first.communicate()[0][-3000:]
     written = len([p for p in shard_dir.glob("part-*.jsonl") if "rejects" not in p.name])
     assert written < 8  # of 8 shards (2 dialogues each): the kill comes midway
-    _kill_worker_node(cluster["worker_port"])  # midway: some shards written, the rest in flight
+    cluster.kill_node(1)  # midway: some shards written, the rest in flight
     try:
         first.wait(timeout=240)  # Ray goes on with the head's actor, or the run fails: either way, rerun
     except subprocess.TimeoutExpired:
         first.kill()
-    cluster["add_worker"]()
+    cluster.add_node()
     second = _label(data, out, cache, cluster)
     log = second.communicate(timeout=300)[0]
     assert second.returncode == 0, log[-3000:]
@@ -236,13 +208,13 @@ def test_synth_run_on_the_cluster_gives_the_local_records_and_resumes_without_pa
         synth_run(str(chats), local, make_teacher(server.url, cache_path=tmp_path / "local.sqlite"), SynthConfig())
         out = tmp_path / "ray"
         command = [sys.executable, "-m", "dialpref.cli", "synth", "run", str(chats), "-o", str(out), "--teacher",
-                   server.url, "--engine", "ray", "--ray-address", cluster["address"], "--cache",
+                   server.url, "--engine", "ray", "--ray-address", cluster.address, "--cache",
                    str(tmp_path / "ray.sqlite")]
-        done = subprocess.run(command, env=cluster["env"], capture_output=True, text=True, timeout=300)
+        done = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
         assert stable(out) == stable(local) and len(stable(out)) == 3
         rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
         assert any(r.get("id") == "c3_0#2" and r["reason"].startswith("stage insight") for r in rejects)
         calls = len(server.requests)
-        again = subprocess.run(command, env=cluster["env"], capture_output=True, text=True, timeout=300)
+        again = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0 and len(server.requests) == calls  # resumed: nothing asked twice
