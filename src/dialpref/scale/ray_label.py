@@ -111,8 +111,14 @@ def label_with_ray(source: str, task: TaskSpec, config: LabelConfig, bank: Bank,
         DialogueLabeller, batch_size=1, **options.actor_pool(),
         fn_constructor_kwargs={"teacher": teacher, "task": {**asdict(task), "roles": list(task.roles)},
                                "config": asdict(config), "bank": bank})
-    started = time.perf_counter()
-    new = _write_as_they_come(labelled, folder, options.dialogues_per_shard, on_dialogue)
+    started, first = time.perf_counter(), []
+
+    def arrived(n_rows: int) -> None:
+        first or first.append((time.perf_counter() - started, n_rows))
+        if on_dialogue is not None:
+            on_dialogue(n_rows)
+
+    new = _write_as_they_come(labelled, folder, options.dialogues_per_shard, arrived)
     seconds = time.perf_counter() - started
     rows = sorted(shards.read_shards(folder), key=lambda r: (r["position"], r["turn_index"]))
     fresh = sum(1 for r in rows if r["dialogue_id"] not in done)
@@ -122,6 +128,9 @@ def label_with_ray(source: str, task: TaskSpec, config: LabelConfig, bank: Bank,
     summary.update(engine={"name": "ray", **asdict(options), "dialogues_this_run": new,
                            "dialogues_from_shards": len(done), "shards": str(folder)})
     summary["labels_per_second"] = round(fresh / seconds, 2) if new and seconds else None
+    if first and seconds > first[0][0]:  # actors start (a model load each) before the first dialogue comes back
+        summary["engine"]["seconds_to_first_dialogue"] = round(first[0][0], 2)
+        summary["engine"]["labels_per_second_after_first"] = round((fresh - first[0][1]) / (seconds - first[0][0]), 2)
     atomic_write_text(output.with_name(output.stem + ".summary.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
