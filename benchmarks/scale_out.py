@@ -109,7 +109,7 @@ def _servers(work: Path, n: int = 2):
         log = (work / f"server{i}.log").open("wb")
         procs.append(subprocess.Popen([sys.executable, "-m", "dialpref.teachers.llama_server", "--model",
                                        str(locate(TEACHER)), "--host", "127.0.0.1", "--port", str(port), "--n_ctx",
-                                       "4096", "--n_threads", "1", "--model_alias", "teacher"], stdout=log,
+                                       "4096", "--n_threads", "1", "--n_threads_batch", "1", "--model_alias", "teacher"], stdout=log,
                                       stderr=subprocess.STDOUT))
         urls.append(f"http://127.0.0.1:{port}")
     for url in urls:

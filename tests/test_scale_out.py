@@ -2,6 +2,7 @@
 as the local loop, and a worker node killed midway loses nothing and repeats no stored call."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def _llama_server(tmp_path: Path, name: str):
     # a file, not a pipe: llama.cpp logs enough to fill a pipe and stall
     proc = subprocess.Popen([sys.executable, "-m", "dialpref.teachers.llama_server", "--model",
                              str(locate("smollm2-135m")), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-                             "--n_threads", "1", "--model_alias", "smollm2"], stdout=log.open("wb"),
+                             "--n_threads", "1", "--n_threads_batch", "1", "--model_alias", "smollm2"], stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}", log
 
@@ -218,3 +219,41 @@ def test_synth_run_on_the_cluster_gives_the_local_records_and_resumes_without_pa
         calls = len(server.requests)
         again = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0 and len(server.requests) == calls  # resumed: nothing asked twice
+
+
+def test_a_failing_call_on_ray_is_a_kept_row_with_its_reason_and_the_key_stays_out(tmp_path, monkeypatch):
+    """A server error under --engine ray (a local Ray the CLI starts: its workers have the CLI's environment,
+    key included): the row stays, with its reason, in the rows, the rejects and its shard's rejects; the key
+    reaches the server and nothing written, Ray's own logs included."""
+    from fake_openai import FakeOpenAI
+    from fault_replies import dialogues_jsonl
+    from test_fault_replies import GOOD_TOP, KEY, key_fragments
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    data = tmp_path / "dialogues.jsonl"
+    data.write_text(dialogues_jsonl(2))
+    import tempfile
+
+    ray_logs = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    with FakeOpenAI(reply_for=lambda payload: "positive") as fake:
+        fake.top_logprobs = GOOD_TOP
+        fake.faults.append({"status": 400, "message": "bad request"})
+        out = tmp_path / "out" / "scores.jsonl"
+        done = subprocess.run(
+            [sys.executable, "-m", "dialpref.cli", "label", str(data), "--task", "sentiment", "--teacher", fake.url,
+             "--mode", "prefix", "--prior", "none", "--engine", "ray", "--actors", "1", "--output", str(out),
+             "--cache", str(tmp_path / "cache.sqlite")],
+            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+                 "RAY_TMPDIR": str(ray_logs)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    failed = [r for r in rows if r["errors"]]
+    assert len(rows) == 4 and len(failed) == 1 and "HTTP 400" in failed[0]["errors"][0]
+    assert len(out.with_name("scores.rejects.jsonl").read_text().splitlines()) == 1
+    shard_rejects = [json.loads(line) for p in out.with_name("scores.shards").glob("*.rejects.jsonl")
+                     for line in p.read_text().splitlines()]
+    assert len(shard_rejects) == 1 and "HTTP 400" in shard_rejects[0]["reason"]
+    assert any(h.get("Authorization") == f"Bearer {KEY}" for h in fake.headers)  # the actor had the key
+    written = "\n".join(p.read_bytes().decode("utf-8", "replace") for root in (tmp_path, ray_logs)
+                        for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    assert not key_fragments(written + done.stdout + done.stderr)

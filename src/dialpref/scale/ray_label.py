@@ -1,12 +1,12 @@
 """`dialpref label --engine ray`: dialogues as a Ray Dataset, labelled per dialogue by actors that hold a teacher.
 
 The actor runs `label.run.label_dialogue`, the very step of the local loop, so both engines give the same
-rows. Dialogues are streamed: the dataset is `n` read shards, each a reader pass that keeps every n-th
-dialogue and skips those the output shards already hold (resume), so no process holds the corpus. The
+rows. Dialogues are streamed: the dataset is `n` read shards (1 by default), each a reader pass that keeps
+every n-th dialogue and skips those the output shards already hold (resume), so no process holds the corpus. The
 driver writes the labelled rows as JSONL shards as they arrive (`scale.shards`), then finishes the run as
 the local path does (`label.run.finish_run`: prior, rows file, rejects, summary). Each actor's teacher has
 the run's cache (SQLite in WAL mode on a disk the actors share), so a retried actor or a rerun pays no
-finished call again. Ray retries a task whose worker died (`max_restarts` / `max_task_retries`).
+finished call again. Ray restarts an actor whose worker died and retries its task.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 Each item Trainer sees is one of the loop's batches (`train.length_bucketed_batches`: whole dialogues
 for the pairwise loss, similar lengths together), drawn for every epoch up front from the loop's seeded
 generator and read in order, so the two engines take the same batches in the same order; the optimiser
-(body and head learning rates), the warm-up and decay and the gradient clipping are the loop's too.
+(body and head learning rates), the warm-up and decay, the gradient clipping and the seeding of dropout
+are the loop's too.
 `compute_loss` is the student's loss (pairwise / pointwise / gold cross-entropy) on those batches. A
 resumed run skips the batches its checkpoint had done (Trainer's own resume) and ends where an
 uninterrupted one would.
@@ -44,6 +45,9 @@ def _trainer_class():
             self.targets, self.groups, self.step_losses = targets, groups, []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.state.global_step == 0 and not self.step_losses:
+                torch.manual_seed(self.config.seed)  # as the loop seeds just before its first step: the same
+                # dropout (a resumed run keeps the generator state its checkpoint restored)
             batch = inputs["batch"][0].tolist()
             index = torch.tensor(batch, device=self.targets.device)
             logits = forward_sorted(model, self.collate, batch)

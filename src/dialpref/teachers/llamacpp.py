@@ -123,8 +123,11 @@ class LlamaCppTeacher(SequentialMixin):
         self.n_ctx = n_ctx
         self._sha256: str | None = None
         with no_weight_repacking(llama_cpp) if exact else nullcontext(), parallel_sequences(llama_cpp):
+            threads = n_threads or max(1, os.cpu_count() or 1)
+            # the prompt's threads too: llama.cpp's default for them is every core, which two teachers of
+            # one thread each on two cores turn into four spinning threads (measured: 4x slower)
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, seed=seed, verbose=False,
-                                       n_threads=n_threads or max(1, os.cpu_count() or 1))
+                                       n_threads=threads, n_threads_batch=threads)
         # freed before the interpreter tears down llama_cpp's modules, or __del__ fails at exit with a traceback
         atexit.register(self.llm.close)
         self.min_batch = MIN_EXACT_BATCH if exact else 1
