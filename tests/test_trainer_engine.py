@@ -99,3 +99,18 @@ def test_cli_finetune_through_the_trainer_keeps_checkpoints_and_resumes(tmp_path
     assert json.JSONDecoder().raw_decode(again.output[again.output.index("{"):])[0]["steps_this_run"] == 0
     bad = CliRunner().invoke(app, [*args[:-6], "--checkpoints", str(tmp_path / "x"), "--output", str(tmp_path / "s")])
     assert bad.exit_code != 0 and "trainer" in bad.output
+
+
+def test_bf16_through_the_trainer_trains():
+    """precision="bf16" turns on Trainer's bf16 autocast (on this CPU or a GPU); the loss stays finite and the
+    weights move."""
+    tok = tokenizer()
+    student = _student(tok)
+    windows = student.windows(dialogues(2))
+    gold = [TASK.class_names[i % len(TASK.class_names)] for i in range(len(windows))]
+    before = _weights(student.build())
+    student.fit(windows, gold, TrainConfig(steps=3, batch_windows=4, learning_rate=1e-3, threads=1,
+                                           engine="trainer", precision="bf16"))
+    losses = student.history_[-1]["loss"]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert not torch.allclose(before, _weights(student))
