@@ -82,3 +82,26 @@ def test_opening_a_cache_retries_what_sqlite_calls_locked_and_nothing_else():
     assert _retry_locked(flaky) == "done" and len(tries) == 3
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         _retry_locked(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table: x")))
+
+
+def test_two_teachers_reading_one_dialogue_causally_at_once_pay_once(tmp_path, smollm2):
+    """Causal mode claims the dialogue's stream: a second process (here a second cache handle, another
+    owner) that needs the same answers waits for them instead of reading the dialogue again."""
+    import threading
+
+    from dialpref.label.causal import label_causal
+    from dialpref.label.tasks import BUILTIN
+    from test_student import dialogues
+
+    path = tmp_path / "cache.sqlite"
+    teachers = [CachedTeacher(smollm2, TeacherCache(path)), CachedTeacher(smollm2.__class__("smollm2-135m", n_ctx=2048),
+                                                                          TeacherCache(path))]
+    dialogue, rows = dialogues(1)[0], {}
+    threads = [threading.Thread(target=lambda k=k: rows.setdefault(k, label_causal(teachers[k], BUILTIN[
+        "dialogue_act"], dialogue))) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert rows[0] and [r["scores"] for r in rows[0]] == [r["scores"] for r in rows[1]]
+    assert TeacherCache(path).repeated_calls() == 0 and len(TeacherCache(path)) == len(rows[0])

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from dialpref.data import Rejects, read_dialogues
 from dialpref.files import atomic_write, atomic_write_text, output_lock
@@ -35,14 +35,19 @@ Part = Literal["all", "train", "test"]
 Progress = Callable[[int, int, dict[str, Any]], None]
 
 
-def select_samples(source: str, rejects: Rejects, config: SynthConfig, *, format: str | None = None,
-                   part: Part = "all", test_share: float = 0.1, limit: int | None = None,
-                   stats: SampleStats | None = None, mapping: Path | None = None) -> list[NextTurnSample]:
+def iter_selected(source: str, rejects: Rejects, config: SynthConfig, *, format: str | None = None,
+                  part: Part = "all", test_share: float = 0.1, limit: int | None = None,
+                  stats: SampleStats | None = None, mapping: Path | None = None) -> Iterator[NextTurnSample]:
+    """The run's samples as the reader streams them (an engine takes them as they come)."""
     samples = iter_samples(read_dialogues(source, rejects, format=format, mapping=mapping), mode=config.mode,
                            max_negatives=config.max_negatives, seed=config.seed, stats=stats)
     if part != "all":
         samples = (s for s in samples if split_of(s, test_share=test_share) == part)
-    return list(itertools.islice(samples, limit))
+    return itertools.islice(samples, limit)
+
+
+def select_samples(source: str, rejects: Rejects, config: SynthConfig, **options: Any) -> list[NextTurnSample]:
+    return list(iter_selected(source, rejects, config, **options))
 
 
 def _sample_failure(row: dict[str, Any]) -> bool:
@@ -97,7 +102,7 @@ def synthesize_one(teacher: Teacher, sample: NextTurnSample,
         return None, reject_reason(err)
 
 
-Engine = Callable[[list[NextTurnSample]], Iterator[tuple[NextTurnSample, "dict | None", "tuple | None"]]]
+Engine = Callable[[Iterable[NextTurnSample]], Iterator[tuple[NextTurnSample, "dict | None", "tuple | None"]]]
 
 
 def synth_run(source: str, out_dir: Path, teacher: Teacher, config: SynthConfig = SynthConfig(), *,
@@ -125,9 +130,18 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
     rejects = Rejects(rejects_path)
     stats = SampleStats()
     started = time.perf_counter()
-    samples = select_samples(source, rejects, config, format=format, part=part, test_share=test_share, limit=limit,
-                             stats=stats, mapping=mapping)
-    todo = [s for s in samples if s.id not in done and s.id not in failed_before]
+    samples = iter_selected(source, rejects, config, format=format, part=part, test_share=test_share, limit=limit,
+                            stats=stats, mapping=mapping)
+    selected = [0]
+
+    def todo_of(stream):
+        for sample in stream:
+            selected[0] += 1
+            if sample.id not in done and sample.id not in failed_before:
+                yield sample
+
+    # the local path lists its samples (the progress bar knows its total); an engine takes them streamed
+    todo = todo_of(samples) if engine is not None else list(todo_of(samples))
     lock = threading.Lock()
     totals: Counter[str] = Counter()
     finished = 0
@@ -144,9 +158,26 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
                     totals[key] += row["usage"][key]
             finished += 1
             if progress is not None:
-                progress(finished, len(todo), dict(totals))
+                progress(finished, None if engine is not None else len(todo), dict(totals))
 
-    if engine is not None:  # another engine runs synthesize_one (dialpref.scale.ray_synth); results come back here
+    _execute(todo, teacher, config, concurrency, engine, record)
+    rejects.close()
+
+    rows = read_rows_lenient(synth_path)
+    paths = export_records(rows, out_dir, llamafactory=llamafactory)
+    summary = summarise(rows, read_rows_lenient(rejects_path))
+    summary.update({"source": source, "samples_selected": selected[0], "synthesized_this_run": finished,
+                    "skipped_short_conversations": stats.skipped_short, "skipped_no_user_turn": stats.skipped_no_user,
+                    "wall_seconds_this_run": round(time.perf_counter() - started, 1), "files": paths,
+                    "teacher": teacher.identity(), "config": config.to_dict()})
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+def _execute(todo, teacher: Teacher, config: SynthConfig, concurrency: int, engine: Engine | None, record) -> None:
+    """Each sample through `synthesize_one`: on an engine (its results come back here), in a thread pool (a
+    server teacher), or in a loop; `record` writes each result as it comes."""
+    if engine is not None:
         for sample, row, reject in engine(todo):
             record(sample, row, reject)
     elif concurrency > 1 and getattr(teacher, "backend", "") == "openai":
@@ -157,17 +188,6 @@ def _synth_locked(source: str, out_dir: Path, teacher: Teacher, config: SynthCon
     else:
         for sample in todo:
             record(sample, *synthesize_one(teacher, sample, config))
-    rejects.close()
-
-    rows = read_rows_lenient(synth_path)
-    paths = export_records(rows, out_dir, llamafactory=llamafactory)
-    summary = summarise(rows, read_rows_lenient(rejects_path))
-    summary.update({"source": source, "samples_selected": len(samples), "synthesized_this_run": len(todo),
-                    "skipped_short_conversations": stats.skipped_short, "skipped_no_user_turn": stats.skipped_no_user,
-                    "wall_seconds_this_run": round(time.perf_counter() - started, 1), "files": paths,
-                    "teacher": teacher.identity(), "config": config.to_dict()})
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
-    return summary
 
 
 def summarise(rows: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,15 +2,16 @@
 
 The actor runs `proutt.run.synthesize_one`, the local loop's step; each result comes back to the driver,
 which writes it to the run folder exactly as the local path does (synth.jsonl appended as each finishes,
-rejects with their reason), so resume, `--retry-failed` and the exports are unchanged. Samples are chosen
-on the driver (text only, as the local path chooses them); the synthesis, which is what costs, runs on the
-actors, each with the run's cache on a disk they share.
+rejects with their reason), so resume, `--retry-failed` and the exports are unchanged. The driver streams
+the samples from the reader to Ray a chunk at a time (it never holds the corpus); the synthesis, which is
+what costs, runs on the actors, each with the run's cache on a disk they share.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from dialpref.proutt.run import Engine, synthesize_one
 from dialpref.proutt.samples import NextTurnSample
@@ -33,21 +34,23 @@ class SampleSynthesizer:
         return {"result": out}
 
 
-def ray_engine(teacher: TeacherSpec, config: SynthConfig, options: RayOptions) -> Engine:
-    """An engine for `proutt.run.synth_run`: the samples in, (sample, record, reject) out as they finish."""
+def ray_engine(teacher: TeacherSpec, config: SynthConfig, options: RayOptions, chunk: int = 256) -> Engine:
+    """An engine for `proutt.run.synth_run`: the samples in as the reader streams them, (sample, record,
+    reject) out as they finish. The stream goes to Ray `chunk` samples at a time, so the driver never holds
+    more than that many."""
 
-    def run(todo: list[NextTurnSample]) -> Iterator[tuple[NextTurnSample, dict | None, tuple | None]]:
-        if not todo:
-            return
+    def run(todo: Iterable[NextTurnSample]) -> Iterator[tuple[NextTurnSample, dict | None, tuple | None]]:
         import ray
 
-        connect(options)
-        by_id = {s.id: s for s in todo}
-        done = ray.data.from_items([{"sample": s.model_dump_json()} for s in todo]).map_batches(
-            SampleSynthesizer, batch_size=1, fn_constructor_kwargs={"teacher": teacher, "config": config},
-            **options.actor_pool())
-        for record in done.iter_rows():
-            result = json.loads(record["result"])
-            yield by_id[result["id"]], result["row"], tuple(result["reject"]) if result["reject"] else None
+        stream = iter(todo)
+        while part := list(itertools.islice(stream, chunk)):
+            connect(options)
+            by_id = {s.id: s for s in part}
+            done = ray.data.from_items([{"sample": s.model_dump_json()} for s in part]).map_batches(
+                SampleSynthesizer, batch_size=1, fn_constructor_kwargs={"teacher": teacher, "config": config},
+                **options.actor_pool())
+            for record in done.iter_rows():
+                result = json.loads(record["result"])
+                yield by_id[result["id"]], result["row"], tuple(result["reject"]) if result["reject"] else None
 
     return run

@@ -287,13 +287,30 @@ class CachedTeacher(BatchedMixin):
                                "cannot (use the votes estimator)")
         payload = {"messages": [dict(m) for m in messages], "groups": [[lead, list(c)] for lead, c in groups]}
         key = self.key("continuations", payload)
-        stored = self.cache.get(key)
+        stored = self._wait_or_claim(key, lambda: self.cache.get(key))
         if stored is not None:
             return ContinuationScores(**{**stored, "cached": True})
-        result = score(messages, groups)
-        self.cache.put(key, kind="continuations", backend=self.backend, model=self.model, request=payload,
-                       response={"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens})
+        try:
+            result = score(messages, groups)
+            self.cache.put(key, kind="continuations", backend=self.backend, model=self.model, request=payload,
+                           response={"logprobs": result.logprobs, "prompt_tokens": result.prompt_tokens})
+        finally:
+            self.cache.release(key)
         return result
+
+    def _wait_or_claim(self, key: str, lookup):
+        """What `lookup` finds once it finds it, or None once this process holds the claim on `key` (the
+        caller pays for the call, then releases): two processes never pay for the same call at once."""
+        while True:
+            found = lookup()
+            if found is not None:
+                return found
+            if self.cache.claim(key):
+                found = lookup()  # answered between the lookup and the claim: no need to pay
+                if found is not None:
+                    self.cache.release(key)
+                return found
+            time.sleep(_POLL_SECONDS)
 
     @property
     def evaluated_tokens(self) -> int | None:
@@ -311,15 +328,24 @@ class CachedTeacher(BatchedMixin):
         payloads = [{"text": head + "".join(segments[:i + 1]) + ask, "options": list(options)}
                     for i in range(len(segments))]
         keys = [self.key("causal", payload) for payload in payloads]
+
+        def every_answer():
+            answers = [self.cache.get(key) for key in keys]
+            return answers if all(a is not None for a in answers) else None
+
+        complete = self._wait_or_claim(keys[-1], every_answer)  # one read of the dialogue pays for all
+        if complete is not None:
+            return [OptionScores(**answer, cached=True) for answer in complete]  # type: ignore[arg-type]
         stored = [self.cache.get(key) for key in keys]
-        if any(answer is None for answer in stored):
+        try:
             for i, result in enumerate(stream(head, segments, ask, options)):
                 if stored[i] is None:
                     stored[i] = _causal_answer(result)
                     self.cache.put(keys[i], kind="causal", backend=self.backend, model=self.model,
                                    request=payloads[i], response=stored[i])
-            return [OptionScores(**answer) for answer in stored]  # type: ignore[arg-type]
-        return [OptionScores(**answer, cached=True) for answer in stored]  # type: ignore[arg-type]
+        finally:
+            self.cache.release(keys[-1])
+        return [OptionScores(**answer) for answer in stored]  # type: ignore[arg-type]
 
 
 def _causal_answer(result: OptionScores) -> dict[str, Any]:
