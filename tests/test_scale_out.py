@@ -3,7 +3,6 @@ as the local loop, and a worker node killed midway loses nothing and repeats no 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from dialpref.label.run import LabelConfig, label_run  # noqa: E402
 from dialpref.label.tasks import load_task  # noqa: E402
 from dialpref.teachers.cache import TeacherCache  # noqa: E402
 from dialpref.teachers.factory import make_teacher  # noqa: E402
+from serve_helpers import free_port  # noqa: E402
 
 pytest.importorskip("llama_cpp", reason="the embedded teacher needs dialpref[llamacpp]")
 
@@ -27,12 +27,6 @@ LINES = [["Hi, can you help me book a table?", "Sure, for how many people?", "Fo
          ["I lost my keys again.", "Oh no, where did you last see them?", "Probably at the gym.", "Call them."],
          ["What a great movie that was!", "I loved the ending.", "Me too, let's watch the sequel."],
          ["Could you close the window?", "Sure, is it cold?", "Yes, freezing."]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +119,7 @@ def test_ray_refuses_a_content_free_prior_and_mixed_shards(cluster, tmp_path):
 def _llama_server(tmp_path: Path, name: str):
     from dialpref.teachers.packaged import locate
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / f"{name}.log"
     # a file, not a pipe: llama.cpp logs enough to fill a pipe and stall
     proc = subprocess.Popen([sys.executable, "-m", "dialpref.teachers.llama_server", "--model",

@@ -118,19 +118,26 @@ def _label_run(source, task_name, teacher_spec, server_model, n_dialogues, split
                              cache_path, options, examples, context, retry_failed, mapping, strict, qps)
 
 
-def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
-                  options, examples, context, retry_failed, mapping, strict, qps=None):
+def _run_setup(task_name, options, examples):
+    """The task, the label config and the bank, or a one-line error for settings that cannot work."""
     from dialpref.label.bank import load_bank
-    from dialpref.label.run import LabelConfig, label_run
+    from dialpref.label.run import LabelConfig
     from dialpref.label.tasks import load_task
-    from dialpref.teachers.factory import make_teacher
 
     try:
         task = load_task(task_name)
         config = LabelConfig(**(options or {}))
-        bank = load_bank(config.bank, _examples(examples, task))
+        return task, config, load_bank(config.bank, _examples(examples, task))
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+
+
+def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path,
+                  options, examples, context, retry_failed, mapping, strict, qps=None):
+    from dialpref.label.run import label_run
+    from dialpref.teachers.factory import make_teacher
+
+    task, config, bank = _run_setup(task_name, options, examples)
     input_rejects = output.with_name(output.stem + ".input-rejects.jsonl")
     input_rejects.unlink(missing_ok=True)  # this run's rejects, not the sum of every run's
     sink = Rejects(input_rejects, strict=strict)
@@ -158,21 +165,12 @@ def _label_locked(source, task_name, teacher_spec, server_model, n_dialogues, sp
 def _label_on_ray(source, task_name, teacher_spec, server_model, n_dialogues, split, output, cache_path, options,
                   examples, context, retry_failed, mapping, qps, ray):
     """`label --engine ray`: the same rows as the local path, labelled by Ray actors (dialpref.scale)."""
-    from dialpref.label.bank import load_bank
-    from dialpref.label.run import LabelConfig
-    from dialpref.label.tasks import load_task
-
     try:
         from dialpref.scale import shards
         from dialpref.scale.ray_label import RayOptions, TeacherSpec, label_with_ray
     except ImportError as err:
         raise typer.BadParameter(f"--engine ray needs Ray: pip install 'dialpref[scale]' ({err})") from None
-    try:
-        task = load_task(task_name)
-        config = LabelConfig(**(options or {}))
-        bank = load_bank(config.bank, _examples(examples, task))
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
+    task, config, bank = _run_setup(task_name, options, examples)
     if ray.pop("fresh"):
         shards.clear(shards.shard_dir(output))
     task = _slot_values(task, examples, read_dialogues(source, Rejects(echo=False), split=split, limit=n_dialogues,
